@@ -1,0 +1,1 @@
+"""Game-day tooling: throwaway servers, the stack, the fault proxy, and drills."""

@@ -1,0 +1,168 @@
+"""The service as a real subprocess (`python -m service` under hypercorn), and schema migration.
+
+Harnesses run the service exactly as operators do, so what they observe (signals, workers, timeouts,
+graceful drain) is what production does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from chaos.servers import ServerError, free_port
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+READY_TIMEOUT_S = 30.0
+
+
+def generated_credentials() -> dict[str, str]:
+    """A fresh API key and JWT secret for a throwaway stack."""
+    return {"API_KEY": secrets.token_urlsafe(24), "JWT_SECRET": secrets.token_urlsafe(48)}
+
+
+def migrate(database_url: str, target: str = "head", *, direction: str = "upgrade") -> None:
+    """`python -m alembic upgrade head` (or downgrade) from the repo root, as the runbook says."""
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", direction, target],
+        cwd=REPO_ROOT,
+        env={**os.environ, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ServerError(f"alembic {direction} {target} failed:\n{result.stderr[-2000:]}")
+
+
+class ServiceProcess:
+    """`python -m service` on 127.0.0.1:<port> with the given environment; logs go to a file."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        *,
+        port: int | None = None,
+        workers: int = 1,
+        log_path: Path | None = None,
+    ) -> None:
+        self.env = dict(env)
+        self.port = port or free_port()
+        self.workers = workers
+        self._own_log_dir = log_path is None
+        self.log_path = log_path or Path(tempfile.mkdtemp(prefix="rb-service-")) / "service.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> Self:
+        env = {**os.environ, **self.env}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each service instance gets its own (python -m service)
+        command = [
+            sys.executable,
+            "-m",
+            "service",
+            "--config",
+            str(REPO_ROOT / "hypercorn.toml"),
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(self.workers),
+        ]
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                command,
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.wait_live()
+        return self
+
+    def wait_live(self, timeout: float = READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._process is not None and self._process.poll() is not None:
+                raise ServerError(f"the service exited with {self._process.returncode}:\n{self.log_tail()}")
+            with (
+                contextlib.suppress(OSError, urllib.error.URLError),
+                urllib.request.urlopen(f"{self.base_url}/health/live", timeout=1) as response,  # noqa: S310
+            ):
+                if response.status == 200:
+                    return
+            if time.monotonic() > deadline:
+                tail = self.log_tail()
+                self.stop()
+                raise ServerError(f"the service did not come up within {timeout}s:\n{tail}")
+            time.sleep(0.05)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def terminate(self) -> None:
+        """SIGTERM, as an orchestrator sends it: hypercorn drains in-flight requests, then exits."""
+        if self.running and self._process is not None:
+            self._process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> int | None:
+        if self._process is None:
+            return None
+        try:
+            return self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM, then SIGKILL for the whole process group after `timeout`. Can be started again."""
+        if self._process is None:
+            return
+        self.terminate()
+        if self.wait(timeout) is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
+        # Workers are in the same process group; make sure none outlives the supervisor.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        """Stop, and remove the log directory if this object created it."""
+        self.stop()
+        if self._own_log_dir:
+            shutil.rmtree(self.log_path.parent, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

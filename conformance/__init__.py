@@ -1,0 +1,1 @@
+"""The conformance suite: every runbook requirement as a check that runs."""

@@ -1,0 +1,125 @@
+"""Run the events API for development (`make serve`), or run it once and smoke-test it (`--smoke`).
+
+The environment decides what it talks to: with DATABASE_URL / REDIS_URL set it uses those servers (and
+migrates only when asked with --migrate); without them it starts throwaway PostgreSQL and Redis servers on
+ephemeral loopback ports and migrates them. Missing API_KEY / JWT_SECRET are generated and printed.
+Everything it started is stopped on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from chaos.servers import PostgresServer, RedisServer, ServerError
+from chaos.service_process import ServiceProcess, generated_credentials, migrate
+from conformance.smoke import run_smoke
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0 = any free)"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="hypercorn worker processes (default 2)")
+    parser.add_argument("--migrate", action="store_true", help="also migrate a DATABASE_URL given by you")
+    parser.add_argument(
+        "--smoke", action="store_true", help="start, run the smoke checks, stop; exit 1 on failure"
+    )
+    return parser
+
+
+EXAMPLE_EVENT = json.dumps(
+    {
+        "source": "checkout",
+        "type": "order.placed",
+        "occurred_at": "2026-11-26T10:00:00Z",
+        "attributes": {"amount": 42},
+    }
+)
+
+
+def _curl_lines(base_url: str, api_key: str) -> str:
+    return f"""
+  curl -s {base_url}/health/ready
+  curl -s -X POST {base_url}/api/v1/events -H 'X-API-Key: {api_key}' -H 'Content-Type: application/json' \\
+       -d '{EXAMPLE_EVENT}'
+  curl -s '{base_url}/api/v1/events?source=checkout' -H 'X-API-Key: {api_key}'"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        env: dict[str, str] = {}
+        database_url = os.environ.get("DATABASE_URL")
+        try:
+            if database_url:
+                print("database: DATABASE_URL from the environment")
+                if args.migrate:
+                    migrate(database_url)
+                    print("  migrated to head")
+            else:
+                postgres = stack.enter_context(PostgresServer())
+                database_url = postgres.create_database("events")
+                migrate(database_url)
+                print(f"database: embedded PostgreSQL on 127.0.0.1:{postgres.port}, migrated to head")
+                print(f"  DATABASE_URL={database_url}")
+            env["DATABASE_URL"] = database_url
+            redis_url = os.environ.get("REDIS_URL")
+            if redis_url:
+                print("redis: REDIS_URL from the environment")
+            else:
+                redis = stack.enter_context(RedisServer())
+                redis_url = redis.url()
+                print(f"redis: embedded Redis on 127.0.0.1:{redis.port}\n  REDIS_URL={redis_url}")
+            env["REDIS_URL"] = redis_url
+            generated = {
+                name: value for name, value in generated_credentials().items() if not os.environ.get(name)
+            }
+            for name, value in generated.items():
+                env[name] = value
+                print(f"generated {name}={value}")
+            service = stack.enter_context(ServiceProcess(env, port=args.port or None, workers=args.workers))
+        except ServerError as error:
+            print(f"could not start: {error}", file=sys.stderr)
+            return 1
+        api_key = env.get("API_KEY") or os.environ["API_KEY"]
+        print(f"\nAPI on {service.base_url} (logs: {service.log_path})")
+
+        if args.smoke:
+            results = run_smoke(service.base_url, api_key)
+            for result in results:
+                mark = {True: "PASS", False: "FAIL", None: "N/A "}[result.passed]
+                print(f"  {mark}  {result.name:28} {result.detail}")
+            failed = [result.name for result in results if result.passed is False]
+            print(
+                f"\nsmoke: {len(results) - len(failed)}/{len(results)} passed"
+                + (f"; failed: {failed}" if failed else "")
+            )
+            return 1 if failed else 0
+
+        print("Try:" + _curl_lines(service.base_url, api_key))
+        print("\nCtrl-C stops the API and everything started for it.")
+        stopping = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stopping.set())
+        while not stopping.wait(0.5):
+            if not service.running:
+                print(f"the service exited:\n{service.log_tail()}", file=sys.stderr)
+                return 1
+        print("stopping...")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

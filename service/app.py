@@ -1,0 +1,103 @@
+"""`create_app(settings)`: the one place where the service is assembled."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from quart import Quart, Response, request
+from quart_schema import QuartSchema, hide
+from quart_schema.openapi import APIKeySecurityScheme, HttpSecurityScheme, Info
+from redis.asyncio import Redis
+from werkzeug.exceptions import HTTPException
+
+from service import health, metrics
+from service.auth import AuthConfig, public
+from service.context import UNMATCHED_ROUTE, current_request
+from service.db import create_engine
+from service.edge import EdgeMiddleware
+from service.errors import register_error_handlers
+from service.events.routes import blueprint as events_blueprint
+from service.openapi import RunbookOpenAPIProvider
+from service.settings import Settings
+from service.web import json_response
+
+log = logging.getLogger("service")
+
+
+def create_app(settings: Settings) -> Quart:
+    """Build the Quart app for `settings`; connections open when the server starts serving."""
+    app = Quart("service", static_folder=None)
+    app.config.update(
+        SETTINGS=settings,
+        STARTED_AT=datetime.now(UTC),
+        MAX_CONTENT_LENGTH=settings.max_request_body_bytes,  # second line behind the edge guard
+        AUTH=AuthConfig(
+            api_key=settings.api_key.get_secret_value().encode(),
+            jwt_secret=settings.jwt_secret.get_secret_value(),
+            jwt_issuer=settings.jwt_issuer,
+            jwt_audience=settings.jwt_audience,
+        ),
+    )
+    schema = QuartSchema(
+        app,
+        info=Info(title="Events API", version=settings.app_version),
+        openapi_path=None,  # served below, marked public like every other open route
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        swagger_ui_path=None,
+        security_schemes={
+            "ApiKey": APIKeySecurityScheme(in_="header", name="X-API-Key"),
+            "BearerJWT": HttpSecurityScheme(scheme="bearer", bearer_format="JWT"),
+        },
+        openapi_provider_class=RunbookOpenAPIProvider,
+    )
+    register_error_handlers(app)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(events_blueprint)
+
+    @app.get("/openapi.json")
+    @public
+    @hide
+    async def openapi_document() -> Response:
+        """The OpenAPI 3.1 document of this API."""
+        return json_response(schema.openapi_provider.schema())
+
+    @app.before_request
+    async def _remember_route() -> None:
+        state = current_request.get()
+        if state is not None:
+            state.route = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
+
+    @app.before_serving
+    async def _connect() -> None:
+        app.config["ENGINE"] = create_engine(settings)
+        app.config["REDIS"] = Redis.from_url(
+            settings.redis_url.get_secret_value(),
+            socket_timeout=settings.health_check_timeout_s,
+            socket_connect_timeout=settings.health_check_timeout_s,
+        )
+        metrics.APP_INFO.labels(settings.app_version).set(1)
+        for name, value in settings.effective_limits().items():
+            metrics.CONFIGURED_LIMIT.labels(name).set(value)
+        log.info("serving", extra={"version": settings.app_version, "limits": settings.effective_limits()})
+
+    @app.after_serving
+    async def _disconnect() -> None:
+        await app.config["ENGINE"].dispose()
+        await app.config["REDIS"].aclose()
+
+    def route_of(path: str, method: str) -> str:
+        try:
+            rule, _ = app.url_map.bind("localhost").match(path, method, return_rule=True)
+        except HTTPException:
+            return UNMATCHED_ROUTE
+        return str(rule.rule)
+
+    app.asgi_app = EdgeMiddleware(  # type: ignore[method-assign]
+        app.asgi_app,
+        version=settings.app_version,
+        max_body_bytes=settings.max_request_body_bytes,
+        route_of=route_of,
+    )
+    return app

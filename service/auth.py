@@ -1,0 +1,142 @@
+"""Authentication (API key, HS256 JWT) and the route policy markers.
+
+Every route is marked exactly one way: `@require_scope("events:read")` authenticates and checks a scope, and
+`@public` says on purpose that anyone may call it. `tests/unit/test_route_policy.py` walks the URL map and
+fails when a route carries neither mark, so an unprotected route cannot slip in.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, Final, ParamSpec, TypeVar
+
+import jwt
+from quart import current_app, g, request
+
+from service.context import current_request
+from service.errors import ApiError
+
+READ: Final = "events:read"
+WRITE: Final = "events:write"
+ALL_SCOPES: Final = frozenset({READ, WRITE})
+REALM: Final = "events-api"
+
+AUTH_SCOPE_ATTRIBUTE: Final = "_auth_required_scope"
+PUBLIC_ATTRIBUTE: Final = "_auth_public"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: `api-key` for the machine client, `jwt:<sub>` for token holders."""
+
+    id: str
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    api_key: bytes
+    jwt_secret: str
+    jwt_issuer: str | None
+    jwt_audience: str | None
+
+
+def _unauthenticated(detail: str, *, token_error: bool) -> ApiError:
+    challenge = f'Bearer realm="{REALM}"'
+    if token_error:
+        challenge += ', error="invalid_token"'
+    return ApiError(401, "UNAUTHENTICATED", detail, headers={"WWW-Authenticate": challenge})
+
+
+def _scopes_from_claims(claims: dict[str, Any]) -> frozenset[str]:
+    """RFC 8693 `scope` (space-separated) or a `scopes`/`scp` list."""
+    raw = claims.get("scope", claims.get("scopes", claims.get("scp", ())))
+    items = raw.split() if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple):
+        return frozenset()
+    return frozenset(item for item in items if isinstance(item, str))
+
+
+def authenticate(config: AuthConfig, api_key: str | None, authorization: str | None) -> Principal:
+    """The caller's principal, or ApiError 401. An API key, when sent, is decisive."""
+    if api_key is not None:
+        if hmac.compare_digest(api_key.encode(), config.api_key):
+            return Principal(id="api-key", scopes=ALL_SCOPES)
+        raise _unauthenticated("The X-API-Key is not valid.", token_error=False)
+    if authorization is None:
+        raise _unauthenticated("Send X-API-Key or Authorization: Bearer <JWT>.", token_error=False)
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthenticated("The Authorization header must be 'Bearer <JWT>'.", token_error=True)
+    try:
+        claims = jwt.decode(
+            token.strip(),
+            config.jwt_secret,
+            algorithms=["HS256"],  # pinned: `none` and every other algorithm are refused
+            issuer=config.jwt_issuer,
+            audience=config.jwt_audience,
+            options={"require": ["exp", "sub"], "verify_aud": config.jwt_audience is not None},
+        )
+    except jwt.ExpiredSignatureError:
+        raise _unauthenticated("The token has expired.", token_error=True) from None
+    except jwt.InvalidTokenError as error:
+        raise _unauthenticated(f"The token is not valid: {error}.", token_error=True) from None
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not subject:
+        raise _unauthenticated("The token's `sub` must be a non-empty string.", token_error=True)
+    return Principal(id=f"jwt:{subject}", scopes=_scopes_from_claims(claims))
+
+
+def require_scope(scope: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Authenticate the caller and require `scope`; 401 without valid credentials, 403 without the scope."""
+    if scope not in ALL_SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    def decorator(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @wraps(func)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            config: AuthConfig = current_app.config["AUTH"]
+            principal = authenticate(
+                config, request.headers.get("X-API-Key"), request.headers.get("Authorization")
+            )
+            state = current_request.get()
+            if state is not None:
+                state.principal = principal.id
+            g.principal = principal
+            if scope not in principal.scopes:
+                raise ApiError(
+                    403,
+                    "INSUFFICIENT_SCOPE",
+                    f"This operation needs the `{scope}` scope.",
+                    headers={
+                        "WWW-Authenticate": (
+                            f'Bearer realm="{REALM}", error="insufficient_scope", scope="{scope}"'
+                        )
+                    },
+                )
+            return await func(*args, **kwargs)
+
+        setattr(wrapper, AUTH_SCOPE_ATTRIBUTE, scope)
+        return wrapper
+
+    return decorator
+
+
+def public(func: Callable[P, R]) -> Callable[P, R]:
+    """Mark a route as deliberately open to anyone (health, metrics, API documents)."""
+    setattr(func, PUBLIC_ATTRIBUTE, True)
+    return func
+
+
+def route_auth_policy(view: Callable[..., Any]) -> str | None:
+    """'public', the required scope, or None when the route is unmarked (a policy violation)."""
+    if getattr(view, PUBLIC_ATTRIBUTE, False):
+        return "public"
+    scope = getattr(view, AUTH_SCOPE_ATTRIBUTE, None)
+    return scope if isinstance(scope, str) else None

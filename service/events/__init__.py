@@ -1,0 +1,1 @@
+"""The event resource: ingest and query operational events."""

@@ -1,0 +1,147 @@
+"""`/api/v1/events`: ingest (single or batch), list, get by id, and time-bucketed stats.
+
+Decorator order on every route (as in tozo): route, auth, documentation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from pydantic import RootModel, ValidationError
+from quart import Blueprint, Response, current_app
+from quart_schema import document_querystring, document_request, document_response
+
+from service.auth import READ, WRITE, require_scope
+from service.db import database_errors
+from service.errors import ApiError, validation_errors
+from service.events import repository
+from service.events.schemas import (
+    EventBatchIn,
+    EventIn,
+    EventOut,
+    EventPage,
+    IngestResult,
+    ListQuery,
+    StatsQuery,
+    StatsResult,
+)
+from service.ids import uuid7
+from service.openapi import problems
+from service.settings import Settings
+from service.web import invalid, json_response, parse_query, read_json_body
+
+blueprint = Blueprint("events", __name__, url_prefix="/api/v1")
+
+
+class IngestRequest(RootModel[EventIn | EventBatchIn]):
+    """One event, or `{"items": [...]}` with up to INGEST_MAX_BATCH_ITEMS events."""
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.config["SETTINGS"]
+    return settings
+
+
+def _engine() -> Any:
+    return current_app.config["ENGINE"]
+
+
+def _parse_ingest(payload: Any, max_items: int) -> list[EventIn]:
+    """The events of an ingest body. The batch size is checked before any item is validated, so an
+    oversized batch is refused cheaply and with the right status."""
+    is_batch = isinstance(payload, dict) and "items" in payload
+    items = payload.get("items") if is_batch else None
+    if isinstance(items, list) and len(items) > max_items:
+        raise ApiError(
+            413,
+            "INGEST_BATCH_TOO_LARGE",
+            f"The batch has {len(items)} events; at most {max_items} are allowed (INGEST_MAX_BATCH_ITEMS).",
+            extra={"limit": max_items, "received": len(items)},
+        )
+    try:
+        if is_batch:
+            return EventBatchIn.model_validate(payload).items
+        return [EventIn.model_validate(payload)]
+    except ValidationError as error:
+        raise invalid(validation_errors(error), "The events are not valid; nothing was stored.") from None
+
+
+@blueprint.post("/events")
+@require_scope(WRITE)
+@document_request(IngestRequest)
+@document_response(IngestResult, 201)
+@document_response(IngestResult, 200)
+@problems(400, 401, 403, 413, 415, 422, 429, 503)
+async def ingest_events() -> Response:
+    """Ingest one event or a batch, all-or-nothing and idempotent by id.
+
+    201 when at least one event was newly stored, 200 when every id was already stored.
+    """
+    payload = await read_json_body()
+    items = _parse_ingest(payload, _settings().ingest_max_batch_items)
+    ids = [item.id if item.id is not None else uuid7() for item in items]
+    async with database_errors():
+        outcome = await repository.insert_events(_engine(), items=items, ids=ids)
+    body = {
+        "accepted": outcome.accepted,
+        "duplicates": len(outcome.duplicate_ids),
+        "ids": outcome.ids,
+        "duplicate_ids": outcome.duplicate_ids,
+    }
+    return json_response(body, 201 if outcome.accepted else 200)
+
+
+@blueprint.get("/events")
+@require_scope(READ)
+@document_querystring(ListQuery)
+@document_response(EventPage, 200)
+@problems(400, 401, 403, 422, 429, 503)
+async def list_events() -> Response:
+    """List events newest first, filtered by source, type and time range, with keyset pagination."""
+    query = parse_query(ListQuery)
+    async with database_errors():
+        page, next_cursor = await repository.list_events(_engine(), query=query)
+    return json_response({"items": page, "next_cursor": next_cursor})
+
+
+@blueprint.get("/events/stats")
+@require_scope(READ)
+@document_querystring(StatsQuery)
+@document_response(StatsResult, 200)
+@problems(401, 403, 422, 429, 503)
+async def event_stats() -> Response:
+    """Count events per time bucket (minute, hour, day), grouped by type or source."""
+    query = parse_query(StatsQuery)
+    async with database_errors():
+        buckets = await repository.count_events(_engine(), query=query)
+    return json_response(
+        {
+            "group_by": query.group_by,
+            "bucket": query.bucket,
+            "since": query.since,
+            "until": query.until,
+            "total": sum(bucket["count"] for bucket in buckets),
+            "buckets": buckets,
+        }
+    )
+
+
+@blueprint.get("/events/<event_id>")
+@require_scope(READ)
+@document_response(EventOut, 200)
+@problems(401, 403, 404, 422, 429, 503)
+async def get_event(event_id: str) -> Response:
+    """Get one event by id."""
+    try:
+        parsed = UUID(event_id)
+    except ValueError:
+        raise invalid(
+            [{"loc": ["path", "event_id"], "msg": "must be a UUID", "type": "uuid_parsing"}],
+            "The event id is not a UUID.",
+        ) from None
+    async with database_errors():
+        event = await repository.get_event(_engine(), event_id=parsed)
+    if event is None:
+        raise ApiError(404, "EVENT_NOT_FOUND", f"No event has the id {parsed}.")
+    return json_response(event)

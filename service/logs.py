@@ -1,0 +1,77 @@
+"""Structured JSON logs with the request id on every line and secrets scrubbed before anything is written."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from collections.abc import Iterable
+
+import orjson
+
+from service.context import current_request
+
+# Attributes every LogRecord has; anything else passed through `extra=` becomes a JSON field.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+(@)")
+REDACTED = "[REDACTED]"
+
+
+class SecretRedactor:
+    """Removes known secret values, bearer tokens, anything shaped like a JWT, and URL passwords."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        text = _BEARER.sub(rf"\g<1>{REDACTED}", text)
+        text = _JWT.sub(REDACTED, text)
+        return _URL_PASSWORD.sub(rf"\g<1>{REDACTED}\g<2>", text)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id, and any `extra` fields."""
+
+    def __init__(self, redactor: SecretRedactor) -> None:
+        super().__init__()
+        self._redact = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        state = current_request.get()
+        if state is not None:
+            entry["request_id"] = state.request_id
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        text = orjson.dumps(entry, default=str).decode()
+        return self._redact(text)
+
+
+def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
+    """Send every logger (ours, Quart's, hypercorn's) through one JSON handler on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(SecretRedactor(secrets)))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("hypercorn.error", "hypercorn.access", "quart.app", "quart.serving"):
+        named = logging.getLogger(name)
+        named.handlers.clear()
+        named.propagate = True

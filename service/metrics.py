@@ -1,0 +1,65 @@
+"""Prometheus metrics. Labels use the route template, never the raw path, so cardinality stays bounded.
+
+With several hypercorn workers, prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by
+`python -m service` before the workers start) makes /metrics report the sum over all workers.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+# 0.25 s and 0.4 s are the runbook's mean and p95 gates, so they are bucket edges.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.4, 0.5, 1.0, 2.0, 5.0)
+
+REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests answered, by route template, method and status.",
+    ["route", "method", "status"],
+)
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Time from request start to response end, by route template.",
+    ["route", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+IN_FLIGHT = Gauge("http_requests_in_flight", "Requests being served right now.", multiprocess_mode="livesum")
+DEPENDENCY_UP = Gauge(
+    "dependency_up",
+    "1 when the dependency's last readiness check passed, else 0.",
+    ["dependency"],
+    multiprocess_mode="livemostrecent",
+)
+APP_INFO = Gauge(
+    "app_info", "Always 1; labels carry the running release.", ["version"], multiprocess_mode="livemax"
+)
+CONFIGURED_LIMIT = Gauge(
+    "config_limit",
+    "Guard limits in force (to verify a limit rollout).",
+    ["name"],
+    multiprocess_mode="livemostrecent",
+)
+
+
+def record_request(route: str, method: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(route, method, str(status)).inc()
+    LATENCY.labels(route, method).observe(seconds)
+
+
+def render_metrics() -> tuple[bytes, str]:
+    """The exposition text for every worker of this server."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,150 @@
+"""Shared fixtures: real PostgreSQL and Redis, the app, and test credentials.
+
+Fast tests use the machine's own PostgreSQL (a fresh database per run, dropped at the end) and Redis (a
+database index of its own); when those are not reachable, throwaway servers are started instead. Tests that
+break a server always start their own (see `chaos.servers`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import asyncpg
+import pytest
+from quart import Quart
+from quart.typing import TestClientProtocol as Client
+
+from chaos.servers import PostgresServer, RedisServer
+from chaos.service_process import migrate
+from service.app import create_app
+from service.settings import Settings
+from tests.helpers import TEST_API_KEY, TEST_JWT_SECRET
+
+LOCAL_POSTGRES = ("127.0.0.1", 5432)
+LOCAL_REDIS = ("127.0.0.1", 6379)
+TEST_REDIS_DB = 13
+
+
+def _reachable(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _run(coro: Any) -> Any:
+    """Run a coroutine to completion from sync code, even when called inside a running event loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A PostgreSQL server we may create databases on: the machine's own, else a throwaway one."""
+    override = os.environ.get("TEST_POSTGRES_ADMIN_URL")
+    if override:
+        yield override
+    elif _reachable(LOCAL_POSTGRES):
+        # Trust authentication on the machine's server ignores the password, but the service requires one.
+        yield "postgresql://postgres:unused@127.0.0.1:5432/postgres"
+    else:
+        with PostgresServer() as server:
+            yield server.url()
+
+
+def _database_url(admin_url: str, name: str) -> str:
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def _admin(admin_url: str, sql: str) -> None:
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def fresh_database(postgres_admin_url: str) -> Iterator[Callable[[], str]]:
+    """Makes empty databases (not migrated) that are dropped when the session ends."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"rb_test_{uuid.uuid4().hex[:12]}"
+        _run(_admin(postgres_admin_url, f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return _database_url(postgres_admin_url, name)
+
+    yield make
+    for name in created:
+        _run(_admin(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def database_url(fresh_database: Callable[[], str]) -> str:
+    """A database for this test session, migrated with `python -m alembic upgrade head`."""
+    url = fresh_database()
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    override = os.environ.get("TEST_REDIS_URL")
+    if override:
+        yield override
+    elif _reachable(LOCAL_REDIS):
+        yield f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+    else:
+        with RedisServer() as server:
+            yield server.url()
+
+
+@pytest.fixture(scope="session")
+def make_settings(database_url: str, redis_url: str) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "redis_url": redis_url,
+            "api_key": TEST_API_KEY,
+            "jwt_secret": TEST_JWT_SECRET,
+            "app_version": "9.9.9-test",
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[Quart]:
+    application = create_app(settings)
+    async with application.test_app():
+        yield application
+
+
+@pytest.fixture
+def client(app: Quart) -> Client:
+    return app.test_client()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection for checking what was (or was not) written."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
