@@ -1,7 +1,7 @@
 """Request and response shapes of the event API (pydantic), which also feed `/openapi.json`.
 
 Input rules exist so that bad input is refused here with a 4xx, never discovered later by PostgreSQL as a 500:
-names are short and printable, timestamps are RFC 3339 with an offset and inside a sane range, and
+names are short and printable, timestamps are RFC 3339 with an offset and storable in UTC, and
 `attributes` is a bounded JSON object with no NUL characters (PostgreSQL's jsonb cannot store them) and no
 non-finite numbers.
 """
@@ -31,8 +31,6 @@ MAX_ATTRIBUTE_STRING = 8192
 MAX_LIST_LIMIT = 500
 DEFAULT_LIST_LIMIT = 50
 MAX_STATS_BUCKETS = 10_080  # one week of minutes, 27 years of days
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 _OFFSET_WITH_SPACE = re.compile(r" (\d{2}:?\d{2})$")
 
 BUCKET_SIZES: dict[str, timedelta] = {
@@ -49,17 +47,15 @@ def _rfc3339_string(value: object) -> object:
     return _OFFSET_WITH_SPACE.sub(r"+\1", value)
 
 
-def _in_supported_range(value: datetime) -> datetime:
+def _as_utc(value: datetime) -> datetime:
+    """Normalise to UTC; a time whose UTC form falls outside years 1-9999 cannot be stored."""
     try:
-        utc = value.astimezone(UTC)
+        return value.astimezone(UTC)
     except OverflowError:
-        raise ValueError("is outside the supported range") from None
-    if not EARLIEST <= utc < LATEST:
-        raise ValueError(f"must be between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
-    return utc
+        raise ValueError("is outside the supported range (years 1 to 9999 in UTC)") from None
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string), AfterValidator(_in_supported_range)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string), AfterValidator(_as_utc)]
 
 Name = Annotated[
     str,

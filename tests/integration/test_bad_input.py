@@ -60,7 +60,6 @@ BAD_EVENTS: list[tuple[str, dict[str, Any]]] = [
     ("timestamp garbage", {"occurred_at": "yesterday"}),
     ("timestamp without offset", {"occurred_at": "2026-01-01T00:00:00"}),
     ("timestamp as epoch number", {"occurred_at": 1767225600}),
-    ("timestamp before 1970", {"occurred_at": "1969-12-31T23:59:59Z"}),
     ("timestamp overflowing when normalised", {"occurred_at": "0001-01-01T00:00:00+01:00"}),
     ("source too long", {"source": "s" * 129}),
     ("source with spaces", {"source": "has spaces"}),

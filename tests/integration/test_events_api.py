@@ -40,12 +40,21 @@ async def test_single_event_is_stored_and_readable(client: Client, db: asyncpg.C
     assert await stored(db, payload["source"]) == 1
 
 
-async def test_occurred_at_offsets_are_normalised_to_utc(client: Client) -> None:
-    payload = event(occurred_at="2026-11-20T19:00:00+09:00")
-    response = await client.post("/api/v1/events", json=payload, headers=API_KEY_HEADERS)
+@pytest.mark.parametrize(
+    ("sent", "stored_as"),
+    [
+        ("2026-11-20T19:00:00+09:00", "2026-11-20T10:00:00Z"),
+        ("2026-11-20T10:00:00.123456Z", "2026-11-20T10:00:00.123456Z"),
+        ("1378-11-27T00:49:41.66Z", "1378-11-27T00:49:41.660000Z"),
+        ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z"),
+    ],
+)
+async def test_occurred_at_is_stored_in_utc(client: Client, sent: str, stored_as: str) -> None:
+    response = await client.post("/api/v1/events", json=event(occurred_at=sent), headers=API_KEY_HEADERS)
+    assert response.status_code == 201
     (event_id,) = (await response.get_json())["ids"]
     fetched = await (await client.get(f"/api/v1/events/{event_id}", headers=API_KEY_HEADERS)).get_json()
-    assert fetched["occurred_at"] == "2026-11-20T10:00:00Z"
+    assert fetched["occurred_at"] == stored_as
 
 
 async def test_batch_is_stored_in_request_order(client: Client, db: asyncpg.Connection) -> None:

@@ -188,6 +188,25 @@ def test_lowered_limits_take_effect_after_a_restart(service_env: dict[str, str])
         assert big.json()["code"] == "PAYLOAD_TOO_LARGE"
 
 
+def test_serve_script_uses_the_servers_named_in_the_environment(service_env: dict[str, str]) -> None:
+    """`make serve` honours DATABASE_URL/REDIS_URL/API_KEY/JWT_SECRET: nothing embedded is started."""
+    env = {**os.environ, **service_env}
+    result = subprocess.run(
+        [sys.executable, "scripts/serve.py", "--smoke", "--port", "0", "--workers", "1"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "database: DATABASE_URL from the environment" in result.stdout
+    assert "redis: REDIS_URL from the environment" in result.stdout
+    assert "generated" not in result.stdout
+    assert "smoke: 10/10 passed" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
