@@ -47,9 +47,7 @@ def postgres_bindir() -> Path:
     """Where initdb and postgres live: `pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin."""
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
         found = Path(
-            subprocess.run(
-                ["pg_config", "--bindir"], check=True, capture_output=True, text=True
-            ).stdout.strip()
+            subprocess.run(["pg_config", "--bindir"], check=True, capture_output=True, text=True).stdout.strip()
         )
         if (found / "initdb").exists():
             return found
@@ -125,14 +123,10 @@ class _Server:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not self._is_ready():
             if self._process.poll() is not None:
-                raise ServerError(
-                    f"{self.name} exited with {self._process.returncode}:\n{_log_tail(self.log_path)}"
-                )
+                raise ServerError(f"{self.name} exited with {self._process.returncode}:\n{_log_tail(self.log_path)}")
             if time.monotonic() > deadline:
                 self.kill()
-                raise ServerError(
-                    f"{self.name} not ready after {READY_TIMEOUT_S}s:\n{_log_tail(self.log_path)}"
-                )
+                raise ServerError(f"{self.name} not ready after {READY_TIMEOUT_S}s:\n{_log_tail(self.log_path)}")
             time.sleep(0.02)
         return self
 
@@ -253,9 +247,7 @@ class PostgresServer(_Server):
 
     name = "postgres"
 
-    def __init__(
-        self, port: int | None = None, *, user: str = "postgres", password: str | None = None
-    ) -> None:
+    def __init__(self, port: int | None = None, *, user: str = "postgres", password: str | None = None) -> None:
         super().__init__(port)
         self.user = user
         self.password = password or secrets.token_urlsafe(18)

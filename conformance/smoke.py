@@ -36,9 +36,7 @@ def run_smoke(base_url: str, api_key: str, *, timeout: float = 5.0) -> list[Smok
 
     with httpx.Client(base_url=base_url, timeout=timeout) as client:
 
-        def check(
-            name: str, call: Callable[[], httpx.Response], expect: int, code: str | None = None
-        ) -> None:
+        def check(name: str, call: Callable[[], httpx.Response], expect: int, code: str | None = None) -> None:
             try:
                 response = call()
             except httpx.HTTPError as error:
@@ -60,9 +58,7 @@ def run_smoke(base_url: str, api_key: str, *, timeout: float = 5.0) -> list[Smok
         with contextlib.suppress(httpx.HTTPError, ValueError):
             limits = client.get("/health/live").json().get("limits", {})
         check("ingest", lambda: client.post("/api/v1/events", json=event, headers=auth), 201)
-        check(
-            "ingest again is idempotent", lambda: client.post("/api/v1/events", json=event, headers=auth), 200
-        )
+        check("ingest again is idempotent", lambda: client.post("/api/v1/events", json=event, headers=auth), 200)
         check("get by id", lambda: client.get(f"/api/v1/events/{event_id}", headers=auth), 200)
         check(
             "list",
@@ -93,9 +89,7 @@ def run_smoke(base_url: str, api_key: str, *, timeout: float = 5.0) -> list[Smok
         over_limit = json.dumps({"items": [minimal] * (batch_limit + 1)}).encode()
         if len(over_limit) > body_limit:
             results.append(
-                SmokeResult(
-                    "over-limit batch", None, "not reachable: such a batch is already over the body limit"
-                )
+                SmokeResult("over-limit batch", None, "not reachable: such a batch is already over the body limit")
             )
         else:
             check(

@@ -25,17 +25,11 @@ from conformance.smoke import run_smoke
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0 = any free)"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0 = any free)")
     parser.add_argument("--workers", type=int, default=2, help="hypercorn worker processes (default 2)")
     parser.add_argument("--migrate", action="store_true", help="also migrate a DATABASE_URL given by you")
-    parser.add_argument(
-        "--smoke", action="store_true", help="start, run the smoke checks, stop; exit 1 on failure"
-    )
+    parser.add_argument("--smoke", action="store_true", help="start, run the smoke checks, stop; exit 1 on failure")
     return parser
 
 
@@ -83,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 redis_url = redis.url()
                 print(f"redis: embedded Redis on 127.0.0.1:{redis.port}\n  REDIS_URL={redis_url}")
             env["REDIS_URL"] = redis_url
-            generated = {
-                name: value for name, value in generated_credentials().items() if not os.environ.get(name)
-            }
+            generated = {name: value for name, value in generated_credentials().items() if not os.environ.get(name)}
             for name, value in generated.items():
                 env[name] = value
                 print(f"generated {name}={value}")

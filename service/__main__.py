@@ -2,7 +2,8 @@
 
 The environment is validated before any worker starts, so a missing or weak secret stops the service with
 a clear message and exit code 2 (RB-AUTH-SECRETS). With more than one worker, Prometheus multiprocess mode is
-switched on so /metrics reports every worker (RB-OBS-METRICS).
+switched on so /metrics reports every worker (RB-OBS-METRICS). Workers run under `service.supervisor`, which
+drains on SIGTERM (RB-HEALTH-DRAIN).
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
-import hypercorn.run
 from hypercorn.config import Config
 
 from service.logs import configure_logging
 from service.settings import ConfigError, load_settings
+from service.supervisor import serve
 
 APPLICATION = "service.asgi:app"
 
@@ -38,9 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         default=Path("hypercorn.toml"),
         help="hypercorn TOML file (default: ./hypercorn.toml; built-in defaults when absent)",
     )
-    parser.add_argument(
-        "--bind", action="append", help="address to listen on, e.g. 127.0.0.1:8000 (repeatable)"
-    )
+    parser.add_argument("--bind", action="append", help="address to listen on, e.g. 127.0.0.1:8000 (repeatable)")
     parser.add_argument("--workers", type=int, help="worker processes (overrides the config file)")
     parser.add_argument(
         "--check-config",
@@ -60,30 +58,6 @@ def _prepare_multiprocess_metrics(workers: int) -> None:
         directory = tempfile.mkdtemp(prefix="events-api-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
         atexit.register(shutil.rmtree, directory, True)
-
-
-def run_preserving_exit_code(config: Config) -> int:
-    """hypercorn.run.run, but a worker that dies (e.g. failing to import the app) makes it non-zero.
-
-    hypercorn 0.18 records the failed worker's exit code, then overwrites it with the result of a final
-    cleanup over an empty process list, so it reports success (pgjones/hypercorn#269, fix in PR #372).
-    Orchestrators restart on failure only if they see one, so the first failure is remembered here.
-    """
-    failures: list[int] = []
-    join_exited = hypercorn.run._join_exited
-
-    def remembering(processes: list[Any]) -> int:
-        code = join_exited(processes)
-        if code:
-            failures.append(code)
-        return code
-
-    hypercorn.run._join_exited = remembering
-    try:
-        code = hypercorn.run.run(config)
-    finally:
-        hypercorn.run._join_exited = join_exited
-    return code or (failures[0] if failures else 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None:
         config.workers = args.workers
     _prepare_multiprocess_metrics(config.workers)
-    return run_preserving_exit_code(config)
+    return serve(config, drain_delay_s=settings.drain_delay_s)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
+from functools import partial
 
 from quart import Quart, Response, request
 from quart_schema import QuartSchema, hide
@@ -11,14 +13,17 @@ from quart_schema.openapi import APIKeySecurityScheme, HttpSecurityScheme, Info
 from redis.asyncio import Redis
 from werkzeug.exceptions import HTTPException
 
-from service import health, metrics
+from service import lifecycle, metrics
 from service.auth import AuthConfig, public
 from service.context import UNMATCHED_ROUTE, current_request
-from service.db import create_engine
+from service.db import Database, create_engine
 from service.edge import EdgeMiddleware
 from service.errors import register_error_handlers
 from service.events.routes import blueprint as events_blueprint
+from service.health import Check, ReadinessProbe, check_database, check_redis
+from service.health import blueprint as health_blueprint
 from service.openapi import RunbookOpenAPIProvider
+from service.ratelimit import RateLimiter
 from service.settings import Settings
 from service.web import json_response
 
@@ -37,6 +42,7 @@ def create_app(settings: Settings) -> Quart:
             jwt_secret=settings.jwt_secret.get_secret_value(),
             jwt_issuer=settings.jwt_issuer,
             jwt_audience=settings.jwt_audience,
+            trusted_proxies=tuple(settings.trusted_proxy_networks()),
         ),
     )
     schema = QuartSchema(
@@ -53,7 +59,7 @@ def create_app(settings: Settings) -> Quart:
         openapi_provider_class=RunbookOpenAPIProvider,
     )
     register_error_handlers(app)
-    app.register_blueprint(health.blueprint)
+    app.register_blueprint(health_blueprint)
     app.register_blueprint(events_blueprint)
 
     @app.get("/openapi.json")
@@ -71,20 +77,49 @@ def create_app(settings: Settings) -> Quart:
 
     @app.before_serving
     async def _connect() -> None:
-        app.config["ENGINE"] = create_engine(settings)
-        app.config["REDIS"] = Redis.from_url(
+        database = Database(settings)
+        health_engine = create_engine(settings, pool_size=1)
+        redis = Redis.from_url(
             settings.redis_url.get_secret_value(),
             socket_timeout=settings.health_check_timeout_s,
             socket_connect_timeout=settings.health_check_timeout_s,
         )
+        checks: dict[str, Check] = {"database": partial(check_database, health_engine)}
+        if settings.rate_limit_backend == "redis":
+            checks["redis"] = partial(check_redis, redis)
+        limiter = RateLimiter(settings)
+        limiter.start()
+        app.config.update(
+            DATABASE=database,
+            HEALTH_ENGINE=health_engine,
+            REDIS=redis,
+            RATE_LIMITER=limiter,
+            READINESS=ReadinessProbe(
+                checks, timeout_s=settings.health_check_timeout_s, cache_s=settings.health_cache_s
+            ),
+            SHUTDOWN_WATCH=asyncio.get_running_loop().create_task(lifecycle.watch_shutdown_signal()),
+        )
         metrics.APP_INFO.labels(settings.app_version).set(1)
         for name, value in settings.effective_limits().items():
             metrics.CONFIGURED_LIMIT.labels(name).set(value)
-        log.info("serving", extra={"version": settings.app_version, "limits": settings.effective_limits()})
+        for mode in ("none", "read_only"):
+            metrics.DEGRADED_MODE.labels(mode).set(1 if settings.degraded_mode == mode else 0)
+        log.info(
+            "serving",
+            extra={
+                "version": settings.app_version,
+                "limits": settings.effective_limits(),
+                "degraded_mode": settings.degraded_mode,
+                "rate_limit_backend": settings.rate_limit_backend,
+            },
+        )
 
     @app.after_serving
     async def _disconnect() -> None:
-        await app.config["ENGINE"].dispose()
+        app.config["SHUTDOWN_WATCH"].cancel()
+        await app.config["RATE_LIMITER"].stop()
+        await app.config["DATABASE"].dispose()
+        await app.config["HEALTH_ENGINE"].dispose()
         await app.config["REDIS"].aclose()
 
     def route_of(path: str, method: str) -> str:

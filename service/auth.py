@@ -11,6 +11,7 @@ import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import wraps
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any, Final, ParamSpec, TypeVar
 
 import jwt
@@ -24,6 +25,7 @@ WRITE: Final = "events:write"
 ALL_SCOPES: Final = frozenset({READ, WRITE})
 REALM: Final = "events-api"
 
+# The scope is also the rate-limit policy: every authenticated route is limited, every public one is not.
 AUTH_SCOPE_ATTRIBUTE: Final = "_auth_required_scope"
 PUBLIC_ATTRIBUTE: Final = "_auth_public"
 
@@ -45,6 +47,30 @@ class AuthConfig:
     jwt_secret: str
     jwt_issuer: str | None
     jwt_audience: str | None
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+
+
+def client_address(
+    peer: str | None, forwarded_for: str | None, trusted_proxies: tuple[IPv4Network | IPv6Network, ...]
+) -> str:
+    """The caller's address: the peer, or, when the peer is a trusted proxy, the nearest untrusted hop
+    of X-Forwarded-For (clients can put anything at the left end of that header)."""
+    peer = peer or "unknown"
+    if not trusted_proxies or not _is_trusted(peer, trusted_proxies):
+        return peer
+    hops = [hop.strip() for hop in (forwarded_for or "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted_proxies):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _is_trusted(address: str, trusted_proxies: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted_proxies)
 
 
 def _unauthenticated(detail: str, *, token_error: bool) -> ApiError:
@@ -94,7 +120,10 @@ def authenticate(config: AuthConfig, api_key: str | None, authorization: str | N
 
 
 def require_scope(scope: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-    """Authenticate the caller and require `scope`; 401 without valid credentials, 403 without the scope."""
+    """Authenticate the caller, count the request against its rate limit, and require `scope`.
+
+    401 without valid credentials (counted per client address), 429 over the limit, 403 without the scope.
+    """
     if scope not in ALL_SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
 
@@ -102,9 +131,17 @@ def require_scope(scope: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[
         @wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             config: AuthConfig = current_app.config["AUTH"]
-            principal = authenticate(
-                config, request.headers.get("X-API-Key"), request.headers.get("Authorization")
-            )
+            limiter = current_app.config["RATE_LIMITER"]
+            try:
+                principal = authenticate(config, request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+            except ApiError:
+                # Failed authentication counts against the caller's address: guessing keys is throttled.
+                caller = client_address(
+                    request.remote_addr, request.headers.get("X-Forwarded-For"), config.trusted_proxies
+                )
+                await limiter.check("anonymous", caller)
+                raise
+            await limiter.check(scope, principal.id)
             state = current_request.get()
             if state is not None:
                 state.principal = principal.id
@@ -115,9 +152,7 @@ def require_scope(scope: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[
                     "INSUFFICIENT_SCOPE",
                     f"This operation needs the `{scope}` scope.",
                     headers={
-                        "WWW-Authenticate": (
-                            f'Bearer realm="{REALM}", error="insufficient_scope", scope="{scope}"'
-                        )
+                        "WWW-Authenticate": (f'Bearer realm="{REALM}", error="insufficient_scope", scope="{scope}"')
                     },
                 )
             return await func(*args, **kwargs)

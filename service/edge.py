@@ -20,7 +20,7 @@ from typing import Any
 
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
 
-from service import metrics
+from service import lifecycle, metrics
 from service.context import RequestState, choose_request_id, current_request
 from service.errors import PROBLEM_CONTENT_TYPE, problem_body
 
@@ -107,6 +107,9 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), *edge_headers]
+                if lifecycle.is_draining():
+                    # Keep-alive clients reconnect, and the load balancer sends them elsewhere.
+                    message["headers"].append((b"connection", b"close"))
             await send(message)
 
         try:

@@ -87,9 +87,7 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Response:
-    response = Response(
-        problem_body(status, code, detail, extra), status=status, content_type=PROBLEM_CONTENT_TYPE
-    )
+    response = Response(problem_body(status, code, detail, extra), status=status, content_type=PROBLEM_CONTENT_TYPE)
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
@@ -109,9 +107,7 @@ def validation_errors(error: Exception) -> list[dict[str, Any]]:
 def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(ApiError)
     async def _api_error(error: ApiError) -> Response:
-        return problem_response(
-            error.status, error.code, error.detail, headers=error.headers, extra=error.extra
-        )
+        return problem_response(error.status, error.code, error.detail, headers=error.headers, extra=error.extra)
 
     @app.errorhandler(RequestSchemaValidationError)
     async def _schema_error(error: RequestSchemaValidationError) -> Response:

@@ -1,13 +1,19 @@
 """Liveness, readiness and metrics: public, never rate limited, never behind auth (RB-HEALTH-OPEN).
 
 Liveness answers from memory only, so it stays 200 whatever the dependencies do (RB-HEALTH-LIVE).
-Readiness runs one bounded check per dependency concurrently and names each one's status and latency.
+
+Readiness (RB-HEALTH-READY, -DEGRADED, -DRAIN) runs one check per dependency, concurrently, each answered
+within `HEALTH_CHECK_TIMEOUT_S` even when the dependency hangs. Results are shared: while a round of checks
+is running, every probe waits for that round, and a finished round is reused for `HEALTH_CACHE_S`, so a
+probe storm costs the database at most one `SELECT` per worker per cache period. The database check uses a
+one-connection engine of its own, so a busy request pool is not mistaken for a sick database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -20,8 +26,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from service import metrics
+from service import lifecycle, metrics
 from service.auth import public
+from service.bounded import within
 from service.openapi import extra_responses
 from service.settings import Settings
 from service.web import json_response
@@ -48,15 +55,18 @@ class CheckStatus(BaseModel):
 
 
 class ReadyStatus(BaseModel):
-    """Whether the instance can serve traffic, with one check per dependency."""
+    """Whether the instance should get traffic, with one check per dependency and the modes in force."""
 
-    status: Literal["ready", "degraded"]
+    status: Literal["ready", "degraded", "draining"]
     version: str
     schema_revision: str | None
+    degraded_mode: Literal["none", "read_only"]
+    rate_limit_backend: Literal["redis", "memory"]
+    failed_checks: list[str]
     checks: dict[str, CheckStatus]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class CheckResult:
     up: bool
     latency_ms: float
@@ -70,18 +80,48 @@ class CheckResult:
         return body
 
 
-async def _timed(check: Any, limit_s: float) -> CheckResult:
+Check = Callable[[], Coroutine[Any, Any, Any]]
+
+
+async def _run_check(check: Check, limit_s: float) -> CheckResult:
     started = time.perf_counter()
+
+    def elapsed_ms() -> float:
+        return round((time.perf_counter() - started) * 1000, 2)
+
     try:
-        async with asyncio.timeout(limit_s):
-            detail = await check()
+        detail = await within(limit_s, check())
     except TimeoutError:
-        return CheckResult(
-            False, round((time.perf_counter() - started) * 1000, 2), f"no answer within {limit_s}s"
-        )
+        return CheckResult(False, elapsed_ms(), f"no answer within {limit_s}s")
     except Exception as error:  # any failure of the dependency is a "down", reported by its class name
-        return CheckResult(False, round((time.perf_counter() - started) * 1000, 2), type(error).__name__)
-    return CheckResult(True, round((time.perf_counter() - started) * 1000, 2), detail=detail)
+        return CheckResult(False, elapsed_ms(), type(error).__name__)
+    return CheckResult(True, elapsed_ms(), detail=detail)
+
+
+class ReadinessProbe:
+    """Single-flight, briefly cached dependency checks."""
+
+    def __init__(self, checks: dict[str, Check], *, timeout_s: float, cache_s: float) -> None:
+        self._checks = checks
+        self._timeout_s = timeout_s
+        self._cache_s = cache_s
+        self._round: asyncio.Task[dict[str, CheckResult]] | None = None
+        self._finished_at = 0.0
+
+    async def _check_all(self) -> dict[str, CheckResult]:
+        names = list(self._checks)
+        results = await asyncio.gather(*(_run_check(self._checks[name], self._timeout_s) for name in names))
+        for name, result in zip(names, results, strict=True):
+            metrics.DEPENDENCY_UP.labels(name).set(1 if result.up else 0)
+        self._finished_at = time.monotonic()
+        return dict(zip(names, results, strict=True))
+
+    async def results(self) -> dict[str, CheckResult]:
+        fresh = time.monotonic() - self._finished_at < self._cache_s
+        if self._round is None or (self._round.done() and not fresh):
+            self._round = asyncio.ensure_future(self._check_all())
+        # shield: a probe whose client went away must not cancel the round other probes wait for.
+        return await asyncio.shield(self._round)
 
 
 async def check_database(engine: AsyncEngine) -> str | None:
@@ -122,24 +162,23 @@ async def live() -> Response:
 @document_response(ReadyStatus, 200)
 @document_response(ReadyStatus, 503)
 async def ready() -> Response:
-    """Readiness: 200 when every dependency answers within its timeout, else 503 naming the failed check."""
+    """Readiness: 200 `ready`; 503 `degraded` naming the failed checks; 503 `draining` during shutdown."""
     settings: Settings = current_app.config["SETTINGS"]
-    timeout = settings.health_check_timeout_s
-    database, redis = await asyncio.gather(
-        _timed(lambda: check_database(current_app.config["ENGINE"]), timeout),
-        _timed(lambda: check_redis(current_app.config["REDIS"]), timeout),
-    )
-    checks = {"database": database, "redis": redis}
-    for name, result in checks.items():
-        metrics.DEPENDENCY_UP.labels(name).set(1 if result.up else 0)
-    healthy = all(result.up for result in checks.values())
+    probe: ReadinessProbe = current_app.config["READINESS"]
+    results = await probe.results()
+    failed = sorted(name for name, result in results.items() if not result.up)
+    database = results.get("database")
+    status = "draining" if lifecycle.is_draining() else "degraded" if failed else "ready"
     body = {
-        "status": "ready" if healthy else "degraded",
+        "status": status,
         "version": settings.app_version,
-        "schema_revision": database.detail,
-        "checks": {name: result.as_json() for name, result in checks.items()},
+        "schema_revision": database.detail if database is not None else None,
+        "degraded_mode": settings.degraded_mode,
+        "rate_limit_backend": current_app.config["RATE_LIMITER"].backend,
+        "failed_checks": failed,
+        "checks": {name: result.as_json() for name, result in results.items()},
     }
-    return json_response(body, 200 if healthy else 503)
+    return json_response(body, 200 if status == "ready" else 503)
 
 
 @blueprint.get("/metrics")
@@ -154,5 +193,9 @@ async def ready() -> Response:
 )
 async def prometheus_metrics() -> Response:
     """Prometheus metrics of every worker of this instance."""
+    # Each scrape refreshes `dependency_up` (through the shared, cached readiness round), so alerts see the
+    # dependencies' state as of this scrape even when nothing else probes readiness.
+    probe: ReadinessProbe = current_app.config["READINESS"]
+    await probe.results()
     payload, content_type = metrics.render_metrics()
     return Response(payload, 200, content_type=content_type)

@@ -40,15 +40,40 @@ DEPENDENCY_UP = Gauge(
     ["dependency"],
     multiprocess_mode="livemostrecent",
 )
-APP_INFO = Gauge(
-    "app_info", "Always 1; labels carry the running release.", ["version"], multiprocess_mode="livemax"
-)
+APP_INFO = Gauge("app_info", "Always 1; labels carry the running release.", ["version"], multiprocess_mode="livemax")
 CONFIGURED_LIMIT = Gauge(
     "config_limit",
     "Guard limits in force (to verify a limit rollout).",
     ["name"],
     multiprocess_mode="livemostrecent",
 )
+
+DEPENDENCY_ERRORS = Counter(
+    "dependency_errors_total", "Requests answered 503 because a dependency was unavailable.", ["dependency"]
+)
+DB_GATE_IN_USE = Gauge(
+    "db_gate_in_use",
+    "Database operations running now (the overload gate's taken slots).",
+    multiprocess_mode="livesum",
+)
+DB_GATE_REJECTED = Counter("db_gate_rejected_total", "Requests refused with 503 DB_OVERLOADED.")
+RATE_LIMITED = Counter("rate_limited_total", "Requests refused with 429, by policy.", ["policy"])
+RATE_LIMIT_BACKEND = Gauge(
+    "rate_limit_backend",
+    "1 for the rate-limit backend each worker uses now (redis or memory).",
+    ["backend"],
+    multiprocess_mode="liveall",
+)
+RATE_LIMIT_BACKEND_CHANGES = Counter(
+    "rate_limit_backend_changes_total", "Switches between Redis and the in-process fallback.", ["to"]
+)
+DEGRADED_MODE = Gauge(
+    "degraded_mode",
+    "1 for the degraded mode in force (none or read_only).",
+    ["mode"],
+    multiprocess_mode="livemax",
+)
+DRAINING = Gauge("draining", "1 once shutdown began (readiness says draining).", multiprocess_mode="livemax")
 
 
 def record_request(route: str, method: str, status: int, seconds: float) -> None:

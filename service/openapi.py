@@ -40,9 +40,7 @@ PROBLEM_SCHEMA: Final[dict[str, Any]] = {
 }
 
 
-def _header(
-    description: str, *, required: bool = True, schema: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def _header(description: str, *, required: bool = True, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"description": description, "required": required, "schema": schema or {"type": "string"}}
 
 
@@ -133,9 +131,7 @@ class RunbookOpenAPIProvider(OpenAPIProvider):
                 operation = {**operation, "responses": dict(operation["responses"])}
                 responses = operation["responses"]
                 for status, response in list(responses.items()):
-                    responses[status] = self._with_headers(
-                        int(status), {**response, "content": response["content"]}
-                    )
+                    responses[status] = self._with_headers(int(status), {**response, "content": response["content"]})
                 for status, response in extra.items():
                     responses[str(status)] = self._with_headers(status, response)
                 for status in statuses:

@@ -7,9 +7,11 @@ names the variable and the rule it broke, never the value it was given.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Literal
 from urllib.parse import urlsplit
 
+from limits import parse_many
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -39,9 +41,7 @@ class Settings(BaseSettings):
     redis_url: SecretStr = Field(
         default=SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL for rate limits and readiness."
     )
-    api_key: SecretStr = Field(
-        description="Machine-client key compared with `X-API-Key` (required, ≥ 16 chars)."
-    )
+    api_key: SecretStr = Field(description="Machine-client key compared with `X-API-Key` (required, ≥ 16 chars).")
     jwt_secret: SecretStr = Field(description="HS256 key for bearer tokens (required, ≥ 32 bytes).")
     jwt_issuer: str | None = Field(default=None, description="When set, tokens must carry this `iss`.")
     jwt_audience: str | None = Field(default=None, description="When set, tokens must carry this `aud`.")
@@ -55,15 +55,85 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="Most events in one ingest; more → 413 INGEST_BATCH_TOO_LARGE."
     )
     db_pool_size: int = Field(default=10, ge=1, le=200, description="Connections per worker process.")
+    db_pool_pre_ping: bool = Field(
+        default=True,
+        description="Check a pooled connection before use, so a restarted database costs no error.",
+    )
     db_connect_timeout_s: float = Field(default=1.0, gt=0, description="Bound on opening a connection.")
-    db_statement_timeout_s: float = Field(default=2.0, gt=0, description="Bound on one database statement.")
-    health_check_timeout_s: float = Field(default=1.0, gt=0, description="Bound on each readiness check.")
+    db_statement_timeout_s: float = Field(
+        default=1.5,
+        gt=0,
+        description="Bound on one statement (server-side `statement_timeout` and client side).",
+    )
+    db_request_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Bound on all database work of a request; then 503 DEPENDENCY_UNAVAILABLE.",
+    )
+    db_max_concurrency: int | None = Field(
+        default=None, ge=1, description="Database operations at once per worker (default: DB_POOL_SIZE)."
+    )
+    db_queue_timeout_s: float = Field(
+        default=0.25, ge=0, description="Longest wait for a database slot; then 503 DB_OVERLOADED."
+    )
+    db_max_queue: int = Field(default=100, ge=0, description="Most requests waiting for a database slot per worker.")
+    degraded_mode: Literal["none", "read_only"] = Field(
+        default="none", description="`read_only`: ingest answers 503 WRITES_DISABLED, reads go on."
+    )
+    rate_limit_backend: Literal["redis", "memory"] = Field(
+        default="redis",
+        description="Where rate-limit counters live; `redis` falls back to memory if Redis fails.",
+    )
+    rate_limit_read: str = Field(default="6000/minute", description="Reads allowed per principal.")
+    rate_limit_write: str = Field(default="3000/minute", description="Writes (ingest requests) allowed per principal.")
+    rate_limit_anonymous: str = Field(
+        default="120/minute", description="Requests without valid credentials allowed per client address."
+    )
+    rate_limit_redis_timeout_s: float = Field(
+        default=0.1, gt=0, description="Bound on a Redis rate-limit call before falling back to memory."
+    )
+    rate_limit_probe_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a worker on the memory fallback checks whether Redis is back.",
+    )
+    trusted_proxies: str = Field(
+        default="", description="Comma-separated proxy addresses/CIDRs whose X-Forwarded-For is believed."
+    )
+    health_check_timeout_s: float = Field(default=0.5, gt=0, description="Bound on each readiness check.")
+    health_cache_s: float = Field(
+        default=0.25, ge=0, description="Readiness results are reused this long, so probe storms stay cheap."
+    )
+    drain_delay_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="After SIGTERM: readiness says `draining` this long before the listener closes.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("rate_limit_read", "rate_limit_write", "rate_limit_anonymous")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError("must be a rate like `600/minute` or `10/second`") from None
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
 
     @field_validator("jwt_secret")
     @classmethod
@@ -111,6 +181,13 @@ class Settings(BaseSettings):
             values.append(redis_password)
         return [value for value in values if value]
 
+    @property
+    def db_concurrency(self) -> int:
+        return self.db_max_concurrency or self.db_pool_size
+
+    def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
+        return [ip_network(part.strip(), strict=False) for part in self.trusted_proxies.split(",") if part.strip()]
+
     def effective_limits(self) -> dict[str, int]:
         """The guard limits in force, shown to operators so a limit rollout can be verified."""
         return {
@@ -127,10 +204,6 @@ def load_settings() -> Settings:
         problems = []
         for item in error.errors(include_input=False, include_url=False):
             name = ".".join(str(part) for part in item["loc"]).upper()
-            message = (
-                "is required" if item["type"] == "missing" else item["msg"].removeprefix("Value error, ")
-            )
+            message = "is required" if item["type"] == "missing" else item["msg"].removeprefix("Value error, ")
             problems.append(f"  {name}: {message}")
-        raise ConfigError(
-            "refusing to start, the environment is not valid:\n" + "\n".join(problems)
-        ) from None
+        raise ConfigError("refusing to start, the environment is not valid:\n" + "\n".join(problems)) from None

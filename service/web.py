@@ -43,10 +43,7 @@ def parse_query(model: type[M]) -> M:
     repeated = sorted(name for name in request.args if len(request.args.getlist(name)) > 1)
     if repeated:
         raise invalid(
-            [
-                {"loc": ["query", name], "msg": "may be given only once", "type": "repeated"}
-                for name in repeated
-            ]
+            [{"loc": ["query", name], "msg": "may be given only once", "type": "repeated"} for name in repeated]
         )
     try:
         return model.model_validate(request.args.to_dict())

@@ -60,9 +60,7 @@ class IngestOutcome:
         return len(self.ids) - len(self.duplicate_ids)
 
 
-async def insert_events(
-    engine: AsyncEngine, *, items: Sequence[EventIn], ids: Sequence[UUID]
-) -> IngestOutcome:
+async def insert_events(engine: AsyncEngine, *, items: Sequence[EventIn], ids: Sequence[UUID]) -> IngestOutcome:
     """Store the batch in one statement; ids already stored (or repeated in the batch) are duplicates."""
     async with engine.begin() as connection:
         result = await connection.execute(

@@ -5,6 +5,7 @@ Decorator order on every route (as in tozo): route, auth, documentation.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +14,7 @@ from quart import Blueprint, Response, current_app
 from quart_schema import document_querystring, document_request, document_response
 
 from service.auth import READ, WRITE, require_scope
-from service.db import database_errors
+from service.db import Database
 from service.errors import ApiError, validation_errors
 from service.events import repository
 from service.events.schemas import (
@@ -32,6 +33,7 @@ from service.settings import Settings
 from service.web import invalid, json_response, parse_query, read_json_body
 
 blueprint = Blueprint("events", __name__, url_prefix="/api/v1")
+WRITES_DISABLED_RETRY_AFTER_S = 60
 
 
 class IngestRequest(RootModel[EventIn | EventBatchIn]):
@@ -43,8 +45,9 @@ def _settings() -> Settings:
     return settings
 
 
-def _engine() -> Any:
-    return current_app.config["ENGINE"]
+def _database() -> Database:
+    database: Database = current_app.config["DATABASE"]
+    return database
 
 
 def _parse_ingest(payload: Any, max_items: int) -> list[EventIn]:
@@ -76,13 +79,21 @@ def _parse_ingest(payload: Any, max_items: int) -> list[EventIn]:
 async def ingest_events() -> Response:
     """Ingest one event or a batch, all-or-nothing and idempotent by id.
 
-    201 when at least one event was newly stored, 200 when every id was already stored.
+    201 when at least one event was newly stored, 200 when every id was already stored. A 2xx means the
+    events are committed. Send your own ids to make retries after a 503 safe.
     """
+    settings = _settings()
+    if settings.degraded_mode == "read_only":
+        raise ApiError(
+            503,
+            "WRITES_DISABLED",
+            "Ingest is paused (DEGRADED_MODE=read_only); reads still work. Retry later.",
+            headers={"Retry-After": str(WRITES_DISABLED_RETRY_AFTER_S)},
+        )
     payload = await read_json_body()
-    items = _parse_ingest(payload, _settings().ingest_max_batch_items)
+    items = _parse_ingest(payload, settings.ingest_max_batch_items)
     ids = [item.id if item.id is not None else uuid7() for item in items]
-    async with database_errors():
-        outcome = await repository.insert_events(_engine(), items=items, ids=ids)
+    outcome = await _database().run(partial(repository.insert_events, items=items, ids=ids))
     body = {
         "accepted": outcome.accepted,
         "duplicates": len(outcome.duplicate_ids),
@@ -100,8 +111,7 @@ async def ingest_events() -> Response:
 async def list_events() -> Response:
     """List events newest first, filtered by source, type and time range, with keyset pagination."""
     query = parse_query(ListQuery)
-    async with database_errors():
-        page, next_cursor = await repository.list_events(_engine(), query=query)
+    page, next_cursor = await _database().run(partial(repository.list_events, query=query))
     return json_response({"items": page, "next_cursor": next_cursor})
 
 
@@ -113,8 +123,7 @@ async def list_events() -> Response:
 async def event_stats() -> Response:
     """Count events per time bucket (minute, hour, day), grouped by type or source."""
     query = parse_query(StatsQuery)
-    async with database_errors():
-        buckets = await repository.count_events(_engine(), query=query)
+    buckets = await _database().run(partial(repository.count_events, query=query))
     return json_response(
         {
             "group_by": query.group_by,
@@ -140,8 +149,7 @@ async def get_event(event_id: str) -> Response:
             [{"loc": ["path", "event_id"], "msg": "must be a UUID", "type": "uuid_parsing"}],
             "The event id is not a UUID.",
         ) from None
-    async with database_errors():
-        event = await repository.get_event(_engine(), event_id=parsed)
+    event = await _database().run(partial(repository.get_event, event_id=parsed))
     if event is None:
         raise ApiError(404, "EVENT_NOT_FOUND", f"No event has the id {parsed}.")
     return json_response(event)

@@ -39,9 +39,7 @@ async def test_api_key_reads_and_writes(client: Client) -> None:
     ],
     ids=["none", "wrong key", "empty key", "basic auth", "empty bearer", "garbage token"],
 )
-async def test_missing_or_invalid_credentials_are_401_with_challenge(
-    client: Client, headers: dict[str, str]
-) -> None:
+async def test_missing_or_invalid_credentials_are_401_with_challenge(client: Client, headers: dict[str, str]) -> None:
     response = await client.get("/api/v1/events", headers=headers)
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith('Bearer realm="events-api"')
@@ -81,9 +79,7 @@ async def test_jwt_scopes(client: Client) -> None:
 
 def _hs512_with_the_right_secret() -> str:
     with warnings.catch_warnings():
-        warnings.simplefilter(
-            "ignore"
-        )  # PyJWT warns that the key is short for SHA-512; that is not the point
+        warnings.simplefilter("ignore")  # PyJWT warns that the key is short for SHA-512; that is not the point
         return jwt.encode(
             {"sub": "x", "scope": "events:read", "exp": int(time.time()) + 60},
             TEST_JWT_SECRET,

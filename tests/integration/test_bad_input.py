@@ -28,8 +28,7 @@ BAD_BODIES: list[tuple[str, bytes, int, str]] = [
     ("malformed JSON", b'{"source": "bad-input-suite", ', 400, "MALFORMED_JSON"),
     (
         "NaN literal",
-        b'{"source": "bad-input-suite", "type": "t", "occurred_at": "2026-01-01T00:00:00Z", '
-        b'"attributes": {"x": NaN}}',
+        b'{"source": "bad-input-suite", "type": "t", "occurred_at": "2026-01-01T00:00:00Z", "attributes": {"x": NaN}}',
         400,
         "MALFORMED_JSON",
     ),

@@ -164,9 +164,7 @@ async def test_list_filters_and_pages_through_everything_once(client: Client) ->
     assert len(seen) == len(set(seen))
 
     newest = await (
-        await client.get(
-            "/api/v1/events", query_string={"source": source, "limit": "3"}, headers=API_KEY_HEADERS
-        )
+        await client.get("/api/v1/events", query_string={"source": source, "limit": "3"}, headers=API_KEY_HEADERS)
     ).get_json()
     occurred = [item["occurred_at"] for item in newest["items"]]
     assert occurred == sorted(occurred, reverse=True)

@@ -22,9 +22,7 @@ async def _state(url: str) -> tuple[str | None, bool]:
     try:
         has_events = bool(await connection.fetchval("SELECT to_regclass('events') IS NOT NULL"))
         has_version = bool(await connection.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL"))
-        revision = (
-            await connection.fetchval("SELECT version_num FROM alembic_version") if has_version else None
-        )
+        revision = await connection.fetchval("SELECT version_num FROM alembic_version") if has_version else None
         return revision, has_events
     finally:
         await connection.close()

@@ -141,9 +141,7 @@ async def test_chunked_body_under_the_limit_is_served(service: ServiceProcess, d
     source = "chunked-fine"
     body = json.dumps({"items": [event(source), event(source)]}).encode()
     parts = [_chunk(body[:50]), _chunk(body[50:]), b"0\r\n\r\n"]
-    status, _, payload = _raw_request(
-        service.port, _head(service.port, "Transfer-Encoding: chunked\r\n"), parts
-    )
+    status, _, payload = _raw_request(service.port, _head(service.port, "Transfer-Encoding: chunked\r\n"), parts)
     assert status == 201
     assert json.loads(payload)["accepted"] == 2
     assert await _count(database_url, source) == 2
@@ -176,9 +174,7 @@ def test_lowered_limits_take_effect_after_a_restart(service_env: dict[str, str])
         assert live["limits"] == {"max_request_body_bytes": 1024, "ingest_max_batch_items": 2}
         metrics = httpx.get(f"{service.base_url}/metrics").text
         assert 'config_limit{name="ingest_max_batch_items"} 2.0' in metrics
-        three = httpx.post(
-            f"{service.base_url}/api/v1/events", json={"items": [small] * 3}, headers=API_KEY_HEADERS
-        )
+        three = httpx.post(f"{service.base_url}/api/v1/events", json={"items": [small] * 3}, headers=API_KEY_HEADERS)
         assert three.json()["code"] == "INGEST_BATCH_TOO_LARGE"
         big = httpx.post(
             f"{service.base_url}/api/v1/events",

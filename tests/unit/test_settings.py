@@ -35,9 +35,7 @@ def test_good_environment_loads_with_documented_defaults(environment: pytest.Mon
     settings = load_settings()
     assert settings.max_request_body_bytes == 1_048_576
     assert settings.ingest_max_batch_items == 1000
-    assert (
-        settings.sqlalchemy_database_url == "postgresql+asyncpg://app:s3cret-db-pass@db.internal:5432/events"
-    )
+    assert settings.sqlalchemy_database_url == "postgresql+asyncpg://app:s3cret-db-pass@db.internal:5432/events"
     assert "s3cret-db-pass" not in repr(settings)
 
 

@@ -1,0 +1,132 @@
+"""Runs hypercorn workers and shuts them down in the order the runbook's drain needs.
+
+hypercorn's own `run()` closes the listener as soon as SIGTERM arrives, so a readiness probe can never see
+`draining`, and it reports exit status 0 when a worker dies (pgjones/hypercorn#269). This supervisor:
+
+1. starts `config.workers` hypercorn worker processes sharing the listening sockets;
+2. on SIGTERM, tells every worker to drain (readiness → 503 `draining`, responses carry `Connection: close`)
+   while they keep serving, for `drain_delay_s`, so load balancers take the instance out of rotation;
+3. then asks hypercorn to shut down gracefully: stop accepting, finish in-flight requests within
+   `graceful_timeout`, exit;
+4. on SIGINT (Ctrl-C) skips the delay; if a worker dies unexpectedly, stops the others and exits with the
+   worker's status, so an orchestrator sees the failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+from multiprocessing import get_context
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event
+from types import FrameType
+from typing import Any
+
+from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
+from hypercorn.config import Config, Sockets
+
+log = logging.getLogger("service.supervisor")
+STOP_MARGIN_S = 5.0
+
+
+def _worker(config: Config, sockets: Sockets, shutdown_event: Event, draining_event: Event) -> None:
+    # The supervisor decides when to stop; a signal sent to the whole process group must not kill a
+    # worker mid-request.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from service import lifecycle
+
+    lifecycle.attach_shutdown_signal(draining_event)
+    run_worker = uvloop_worker if config.worker_class == "uvloop" else asyncio_worker
+    run_worker(config=config, sockets=sockets, shutdown_event=shutdown_event)
+
+
+def _mark_dead(pid: int | None) -> None:
+    if pid is None:
+        return
+    with contextlib.suppress(Exception):  # only meaningful in Prometheus multiprocess mode
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def serve(config: Config, *, drain_delay_s: float) -> int:
+    """Serve until told to stop; return the exit status (non-zero when a worker failed)."""
+    if config.worker_class not in {"asyncio", "uvloop"}:
+        raise ValueError(f"unsupported worker_class {config.worker_class!r} (use asyncio or uvloop)")
+    sockets = config.create_sockets()
+    context = get_context("spawn")
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _supervise(config, sockets, drain_delay_s, context)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _supervise(config: Config, sockets: Sockets, drain_delay_s: float, context: Any) -> int:
+    shutdown_event = context.Event()
+    draining_event = context.Event()
+    drain_until: float | None = None
+    stop_deadline: float | None = None
+
+    def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal drain_until
+        if drain_until is None:
+            log.info("SIGTERM: draining before shutdown", extra={"drain_delay_s": drain_delay_s})
+            draining_event.set()
+            drain_until = time.monotonic() + drain_delay_s
+
+    def on_sigint(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal drain_until
+        draining_event.set()
+        drain_until = time.monotonic()
+
+    # Workers inherit SIGINT ignored while they start; they set their own handling in `_worker`.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    processes: list[BaseProcess] = []
+    for _ in range(config.workers):
+        process: Any = context.Process(
+            target=_worker,
+            kwargs={
+                "config": config,
+                "sockets": sockets,
+                "shutdown_event": shutdown_event,
+                "draining_event": draining_event,
+            },
+        )
+        process.start()
+        processes.append(process)
+    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGINT, on_sigint)
+
+    exit_code = 0
+    running = list(processes)
+    while running:
+        wait([p.sentinel for p in running], timeout=0.1)
+        now = time.monotonic()
+        for process in [p for p in running if p.exitcode is not None]:
+            running.remove(process)
+            _mark_dead(process.pid)
+            if not shutdown_event.is_set():
+                log.error("a worker exited unexpectedly", extra={"exit_code": process.exitcode})
+                exit_code = exit_code or (process.exitcode or 1)
+                draining_event.set()
+                drain_until = now
+            elif process.exitcode:
+                exit_code = exit_code or process.exitcode
+        if drain_until is not None and now >= drain_until and not shutdown_event.is_set():
+            shutdown_event.set()
+            stop_deadline = now + config.graceful_timeout + STOP_MARGIN_S
+        if stop_deadline is not None and now > stop_deadline:
+            for process in running:
+                log.error("a worker did not stop in time; killing it", extra={"pid": process.pid})
+                process.kill()
+            stop_deadline = None
+
+    for sock in [*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets]:
+        sock.close()
+    return exit_code
