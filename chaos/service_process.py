@@ -57,8 +57,11 @@ class ServiceProcess:
         port: int | None = None,
         workers: int = 1,
         log_path: Path | None = None,
+        application: str | None = None,
     ) -> None:
+        """`application` (MODULE:ATTR) replaces the service's own ASGI app, e.g. with a broken variant."""
         self.env = dict(env)
+        self.application = application
         self.port = port or free_port()
         self.workers = workers
         self._own_log_dir = log_path is None
@@ -91,6 +94,7 @@ class ServiceProcess:
             f"127.0.0.1:{self.port}",
             "--workers",
             str(self.workers),
+            *(["--app", self.application] if self.application else []),
         ]
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(

@@ -26,8 +26,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chaos.servers import PostgresServer, RedisServer  # noqa: E402
-from chaos.service_process import ServiceProcess, generated_credentials, migrate  # noqa: E402
+from chaos.servers import PostgresServer, RedisServer
+from chaos.service_process import ServiceProcess, generated_credentials, migrate
 
 POLL_INTERVAL_S = 0.02
 
@@ -70,7 +70,7 @@ class ReadinessPoller:
 
 
 def measure(
-    poller: ReadinessPoller, inject: Callable[[], None], restore: Callable[[], None]
+    poller: ReadinessPoller, inject: Callable[[], object], restore: Callable[[], object]
 ) -> tuple[float, float]:
     injected = time.monotonic()
     inject()
@@ -120,8 +120,10 @@ def main() -> int:
                     detection, recovery = measure(poller, inject, restore)
                     figures.setdefault(f"{name}: detection (s)", []).append(detection)
                     figures.setdefault(f"{name}: recovery (s)", []).append(recovery)
-                    print(f"  {name} #{round_number + 1}: detected {detection:.3f} s, recovered {recovery:.3f} s",
-                          file=sys.stderr)
+                    print(
+                        f"  {name} #{round_number + 1}: detected {detection:.3f} s, recovered {recovery:.3f} s",
+                        file=sys.stderr,
+                    )
                     time.sleep(0.5)
             figures["hung database: API request → 503 (s)"] = hung_request_times(
                 service.base_url, credentials["API_KEY"], postgres, args.rounds * 3

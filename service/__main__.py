@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--bind", action="append", help="address to listen on, e.g. 127.0.0.1:8000 (repeatable)")
     parser.add_argument("--workers", type=int, help="worker processes (overrides the config file)")
     parser.add_argument(
+        "--app",
+        default=APPLICATION,
+        metavar="MODULE:ATTR",
+        help=f"the ASGI application (default {APPLICATION}; the test suite serves deliberately broken variants)",
+    )
+    parser.add_argument(
         "--check-config",
         action="store_true",
         help="validate the environment, print the effective non-secret settings, and exit",
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     configure_logging(settings.log_level, settings.secret_values())
     config = Config.from_toml(args.config) if args.config.exists() else Config()
-    config.application_path = APPLICATION
+    config.application_path = args.app
     # Hand hypercorn our logger so its lines go through the JSON formatter instead of its own handler.
     config.errorlog = logging.getLogger("hypercorn.error")
     config.accesslog = None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -101,8 +101,17 @@ async def _run_check(check: Check, limit_s: float) -> CheckResult:
 class ReadinessProbe:
     """Single-flight, briefly cached dependency checks."""
 
-    def __init__(self, checks: dict[str, Check], *, timeout_s: float, cache_s: float) -> None:
+    def __init__(
+        self,
+        checks: dict[str, Check],
+        *,
+        timeout_s: float,
+        cache_s: float,
+        on_down: Mapping[str, Callable[[str], None]] | None = None,
+    ) -> None:
+        """`on_down[name]` is told (with the reason) whenever check `name` finds its dependency down."""
         self._checks = checks
+        self._on_down = dict(on_down or {})
         self._timeout_s = timeout_s
         self._cache_s = cache_s
         self._round: asyncio.Task[dict[str, CheckResult]] | None = None
@@ -113,6 +122,8 @@ class ReadinessProbe:
         results = await asyncio.gather(*(_run_check(self._checks[name], self._timeout_s) for name in names))
         for name, result in zip(names, results, strict=True):
             metrics.DEPENDENCY_UP.labels(name).set(1 if result.up else 0)
+            if not result.up and name in self._on_down:
+                self._on_down[name](result.error or "down")
         self._finished_at = time.monotonic()
         return dict(zip(names, results, strict=True))
 

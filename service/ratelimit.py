@@ -88,7 +88,8 @@ class RateLimiter:
         metrics.RATE_LIMIT_BACKEND.labels("redis").set(1 if self.using_redis else 0)
         metrics.RATE_LIMIT_BACKEND.labels("memory").set(0 if self.using_redis else 1)
 
-    def _fall_back(self, error: BaseException) -> None:
+    def fall_back(self, reason: str) -> None:
+        """Use the in-process counters until the probe sees Redis answer again (logged once per switch)."""
         if not self.using_redis:
             return
         self.using_redis = False
@@ -96,7 +97,7 @@ class RateLimiter:
         metrics.RATE_LIMIT_BACKEND_CHANGES.labels("memory").inc()
         log.warning(
             "rate limiting switched to the in-process fallback: Redis failed",
-            extra={"rate_limit_backend": "memory", "reason": type(error).__name__},
+            extra={"rate_limit_backend": "memory", "reason": reason},
         )
 
     def _recover(self) -> None:
@@ -110,7 +111,7 @@ class RateLimiter:
             try:
                 return await within(self._timeout_s, self._redis.hit(item, identity))
             except _REDIS_FAILURES as error:
-                self._fall_back(error)
+                self.fall_back(type(error).__name__)
         return await self._memory.hit(item, identity)
 
     async def _seconds_to_reset(self, policy: Policy, identity: str) -> tuple[int, int]:

@@ -1,0 +1,70 @@
+"""Fixtures of the conformance checks: the target (embedded stack by default, or --base-url)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from chaos.stack import LocalStack
+from conformance.assertions import eventually
+from conformance.target import EMBEDDED_SERVICE_ENV, Target
+
+pytest_plugins = ["conformance.plugin"]
+
+
+def _healthy(target: Target) -> bool:
+    """Every worker ready, with rate limits on their configured backend (new connections reach both workers)."""
+    backend = target.controlled.service_env.get("RATE_LIMIT_BACKEND", "redis")
+    for _ in range(4):
+        with target.client(timeout=2) as client:
+            response = client.get("/health/ready")
+        if response.status_code != 200 or response.json().get("rate_limit_backend") != backend:
+            return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def stack_healthy_again(request: pytest.FixtureRequest, target: Target) -> Iterator[None]:
+    """A check that breaks the stack leaves it healthy for the next one (and starts from healthy)."""
+    if target.stack is None or request.node.get_closest_marker("needs_control") is None:
+        yield
+        return
+    eventually(lambda: _healthy(target), within_s=20)
+    yield
+    eventually(lambda: _healthy(target), within_s=20)
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    base_url = request.config.getoption("base_url")
+    if base_url:
+        yield Target(base_url.rstrip("/"), os.environ.get("API_KEY"), os.environ.get("JWT_SECRET"))
+        return
+
+    def progress(message: str) -> None:
+        print(f"  stack {message}", file=sys.stderr)
+
+    extra_env = {}
+    for setting in request.config.getoption("stack_env"):
+        name, separator, value = setting.partition("=")
+        if not separator:
+            raise pytest.UsageError(f"--stack-env wants NAME=VALUE, got {setting!r}")
+        extra_env[name] = value
+    with LocalStack(
+        workers=2,
+        service_env={**EMBEDDED_SERVICE_ENV, **extra_env},
+        application=request.config.getoption("stack_app"),
+        progress=progress,
+    ) as stack:
+        yield Target(
+            stack.api_url,
+            stack.api_key,
+            stack.service_env["JWT_SECRET"],
+            stack,
+            service_command=shlex.split(request.config.getoption("service_command") or "")
+            or [sys.executable, "-m", "service"],
+        )

@@ -1,0 +1,166 @@
+"""진단: 헬스 엔드포인트 확인 — RB-HEALTH-*."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+
+import asyncpg
+import httpx
+import pytest
+
+from conformance.assertions import event_body, eventually
+from conformance.target import Target
+
+requirement = pytest.mark.requirement
+needs_control = pytest.mark.needs_control
+
+# The runbook's bound for readiness: it answers within the check timeout (default ≤ 1 s). A client that
+# waits longer than this has seen a hang.
+READY_ANSWER_BOUND_S = 1.5
+
+
+def _ready(target: Target) -> httpx.Response:
+    with target.client(timeout=READY_ANSWER_BOUND_S) as client:
+        return client.get("/health/ready")
+
+
+@requirement("RB-HEALTH-LIVE")
+def test_live_reports_alive_version_and_start_time(target: Target) -> None:
+    with target.client() as client:
+        response = client.get("/health/live")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["status"] == "alive"
+    assert body["version"]
+    assert body["started_at"]
+
+
+@requirement("RB-HEALTH-LIVE")
+@needs_control
+def test_live_stays_200_with_postgres_and_redis_down(target: Target) -> None:
+    stack = target.controlled
+    stack.stop_dependency("postgres")
+    stack.stop_dependency("redis")
+    try:
+        # First the service must have noticed (readiness 503), then liveness must still be 200.
+        eventually(lambda: _ready(target).status_code == 503, within_s=3, interval_s=0.05)
+        with target.client(timeout=2) as client:
+            for _ in range(10):
+                assert client.get("/health/live").status_code == 200
+    finally:
+        stack.start_dependency("postgres")
+        stack.start_dependency("redis")
+
+
+@requirement("RB-HEALTH-READY")
+def test_ready_lists_each_dependency_with_status_and_latency(target: Target) -> None:
+    response = _ready(target)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "ready"
+    assert "database" in body["checks"]
+    if body.get("rate_limit_backend") != "memory":
+        assert "redis" in body["checks"]
+    for name, check in body["checks"].items():
+        assert check["status"] == "up", name
+        assert isinstance(check["latency_ms"], int | float), name
+
+
+def _degraded_naming(target: Target, dependency: str) -> None:
+    """Readiness turns 503 `degraded` naming the dependency (results may be cached for a moment), and every
+    answer on the way comes within the bound: a hang raises ReadTimeout."""
+    seen: list[httpx.Response] = []
+
+    def degraded() -> bool:
+        seen.append(_ready(target))
+        return seen[-1].status_code == 503
+
+    eventually(degraded, within_s=3, interval_s=0.05)
+    body = seen[-1].json()
+    assert body["status"] == "degraded"
+    assert dependency in body["failed_checks"]
+    assert body["checks"][dependency]["status"] == "down"
+
+
+@requirement("RB-HEALTH-READY-DEGRADED")
+@needs_control
+@pytest.mark.parametrize("fault", ["stop", "pause"])
+@pytest.mark.parametrize("dependency", ["postgres", "redis"])
+def test_ready_is_503_degraded_naming_a_down_or_hung_dependency(target: Target, dependency: str, fault: str) -> None:
+    stack = target.controlled
+    check_name = "database" if dependency == "postgres" else "redis"
+    getattr(stack, f"{fault}_dependency")(dependency)
+    try:
+        _degraded_naming(target, check_name)
+    finally:
+        getattr(stack, "resume_dependency" if fault == "pause" else "start_dependency")(dependency)
+    eventually(lambda: _ready(target).status_code == 200, within_s=10)
+
+
+@requirement("RB-HEALTH-READY-DEGRADED")
+@needs_control
+def test_ready_is_503_when_the_database_answers_slower_than_the_check_timeout(target: Target) -> None:
+    with target.controlled.proxy("postgres").toxic(type="latency", attributes={"latency": 1500}):
+        _degraded_naming(target, "database")
+    eventually(lambda: _ready(target).status_code == 200, within_s=10)
+
+
+@requirement("RB-HEALTH-DRAIN")
+@needs_control
+def test_sigterm_makes_ready_draining_while_in_flight_requests_finish(target: Target) -> None:
+    stack = target.controlled
+    blocked_id = str(uuid.uuid4())
+    results: list[int | str] = []
+
+    async def hold_row_lock() -> asyncpg.Connection:
+        connection = await asyncpg.connect(stack.database_url)
+        await connection.execute("BEGIN")
+        await connection.execute(
+            "INSERT INTO events (id, source, type, occurred_at) VALUES ($1, 'lock', 'lock', now())",
+            uuid.UUID(blocked_id),
+        )
+        return connection
+
+    def in_flight() -> None:
+        try:
+            with target.client(timeout=15) as client:
+                response = client.post("/api/v1/events", json=event_body("drain", id=blocked_id), headers=target.auth)
+            results.append(response.status_code)
+        except httpx.HTTPError as error:
+            results.append(type(error).__name__)
+
+    loop = asyncio.new_event_loop()
+    holder = loop.run_until_complete(hold_row_lock())
+    with target.service_env({"DRAIN_DELAY_S": "2", "DB_REQUEST_TIMEOUT_S": "8", "DB_STATEMENT_TIMEOUT_S": "7"}):
+        threads = [threading.Thread(target=in_flight) for _ in range(4)]
+        try:
+            for thread in threads:
+                thread.start()
+            time.sleep(0.5)  # the requests are now inside the service, waiting on the row lock
+            service = stack.service  # type: ignore[attr-defined]
+            service.terminate()
+            time.sleep(0.3)
+            response = _ready(target)
+            assert response.status_code == 503
+            assert response.json()["status"] == "draining"
+        finally:
+            loop.run_until_complete(holder.execute("ROLLBACK"))
+            loop.run_until_complete(holder.close())
+            loop.close()
+            for thread in threads:
+                thread.join(20)
+        assert sorted(map(str, results)) == ["200", "200", "200", "201"], "every accepted request finished"
+        assert service.wait(20) == 0
+
+
+@requirement("RB-HEALTH-OPEN")
+def test_health_needs_no_credentials_and_is_never_rate_limited(target: Target) -> None:
+    with target.client() as client:
+        for path in ("/health/live", "/health/ready"):
+            for headers in ({}, {"X-API-Key": "not-a-valid-key"}):
+                statuses = {client.get(path, headers=headers).status_code for _ in range(75)}
+                assert statuses <= {200, 503}, f"{path} with {headers or 'no credentials'}: {statuses}"

@@ -1,0 +1,73 @@
+"""Redis/rate_limit_backend — RB-RL-REDIS, RB-RL-DEGRADED."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conformance.assertions import eventually, problem
+from conformance.target import Target
+
+requirement = pytest.mark.requirement
+needs_control = pytest.mark.needs_control
+
+
+@requirement("RB-RL-REDIS")
+@needs_control
+def test_per_principal_limit_is_shared_by_all_workers_and_answered_with_429(target: Target) -> None:
+    with target.service_env({"RATE_LIMIT_READ": "5/minute"}):
+        reader = {"Authorization": f"Bearer {target.token(scopes='events:read')}"}
+        statuses = []
+        for _ in range(7):
+            with target.client() as client:  # a new connection each time: the two workers take turns
+                statuses.append(client.get("/api/v1/events", params={"limit": 1}, headers=reader).status_code)
+        assert statuses == [200] * 5 + [429] * 2, "five allowed in total, whichever worker answered"
+        with target.client() as client:
+            refused = client.get("/api/v1/events", headers=reader)
+            other = client.get("/api/v1/events", headers={"Authorization": f"Bearer {target.token()}"})
+        body = problem(refused, 429, "RATE_LIMITED")
+        assert body["policy"] == "events-read"
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert refused.headers["ratelimit-policy"] == '"events-read";q=5;w=60'
+        assert re.fullmatch(r'"events-read";r=0;t=\d+', refused.headers["ratelimit"])
+        assert other.status_code == 200, "another principal has its own budget"
+
+
+def _ready_body(target: Target) -> tuple[int, dict[str, object]]:
+    with target.client(timeout=2) as client:
+        response = client.get("/health/ready")
+    return response.status_code, response.json()
+
+
+@requirement("RB-RL-DEGRADED")
+@needs_control
+@pytest.mark.parametrize("fault", ["stop", "pause"])
+def test_redis_failure_keeps_serving_under_local_limits_and_recovers(target: Target, fault: str) -> None:
+    stack = target.controlled
+    getattr(stack, f"{fault}_dependency")("redis")
+    try:
+        with target.client(timeout=3) as client:
+            statuses = [
+                client.get("/api/v1/events", params={"limit": 1}, headers=target.auth).status_code for _ in range(10)
+            ]
+            assert statuses == [200] * 10, "served, never a 500"
+
+            def degraded_on_memory() -> bool:
+                status, body = _ready_body(target)  # readiness may answer from its short cache at first
+                return status == 503 and body["failed_checks"] == ["redis"] and body["rate_limit_backend"] == "memory"
+
+            eventually(degraded_on_memory, within_s=3, interval_s=0.05)
+            metrics = client.get("/metrics").text
+            assert re.search(r'rate_limit_backend\{backend="memory"[^}]*\} 1\.0', metrics)
+    finally:
+        getattr(stack, "resume_dependency" if fault == "pause" else "start_dependency")("redis")
+
+    def back_on_redis() -> bool:
+        with target.client() as client:
+            for _ in range(4):  # give every worker a request, so each one notices
+                client.get("/api/v1/events", params={"limit": 1}, headers=target.auth)
+        status, body = _ready_body(target)
+        return status == 200 and body["rate_limit_backend"] == "redis"
+
+    eventually(back_on_redis, within_s=15)

@@ -1,0 +1,87 @@
+"""초기 분류(트리아지): 영향 범위와 영향 받은 버전 — RB-TRIAGE-*."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.target import Target
+
+requirement = pytest.mark.requirement
+needs_control = pytest.mark.needs_control
+REPO = Path(__file__).resolve().parents[2]
+HEALTH_SCRIPT = REPO / "scripts" / "check_runtime_health.py"
+
+
+@requirement("RB-TRIAGE-VERSION")
+def test_every_response_names_the_release(target: Target) -> None:
+    with target.client() as client:
+        live = client.get("/health/live").json()
+        responses = [
+            client.get("/health/live"),
+            client.get("/health/ready"),
+            client.get("/api/v1/events"),  # 401
+            client.get("/no/such/route"),  # 404
+            client.post("/api/v1/events", content=b"{", headers={**target.auth, "Content-Type": "application/json"}),
+        ]
+    for response in responses:
+        assert response.headers.get("x-app-version") == live["version"], response.request.url
+    assert live["started_at"]
+
+
+@requirement("RB-TRIAGE-VERSION")
+def test_ready_reports_the_schema_revision(target: Target) -> None:
+    with target.client() as client:
+        body = client.get("/health/ready").json()
+    assert body["schema_revision"], "readiness names the database's alembic revision"
+    if target.stack is not None:
+        head = subprocess.run(
+            [sys.executable, "-m", "alembic", "heads"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "DATABASE_URL": target.stack.database_url},
+        ).stdout.split()[0]
+        assert body["schema_revision"] == head
+
+
+def run_health_check(target: Target, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **({"API_KEY": target.api_key} if target.api_key else {})}
+    return subprocess.run(
+        [sys.executable, str(HEALTH_SCRIPT), "--base-url", target.base_url, *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+@requirement("RB-TRIAGE-SCOPE")
+def test_health_check_reports_each_impact_scope(target: Target) -> None:
+    result = run_health_check(target, "--json")
+    report = json.loads(result.stdout)
+    scopes = {check["name"]: check["status"] for check in report["checks"]}
+    assert {"api", "auth", "database", "redis"} <= set(scopes)
+    assert scopes["api"] == scopes["auth"] == scopes["database"] == "ok"
+
+
+@requirement("RB-TRIAGE-SCOPE")
+@needs_control
+def test_health_check_points_at_the_failing_scope(target: Target) -> None:
+    stack = target.controlled
+    stack.stop_dependency("redis")
+    try:
+        report = json.loads(run_health_check(target, "--json").stdout)
+    finally:
+        stack.start_dependency("redis")
+    scopes = {check["name"]: check["status"] for check in report["checks"]}
+    assert scopes["redis"] == "fail"
+    assert scopes["database"] == "ok"
+    assert scopes["api"] == "ok", "reads still work while only Redis is down"

@@ -1,0 +1,179 @@
+"""A conformance check that cannot fail is a defect: for each requirement the suite checks, run its checks
+against a deliberately non-conforming service and see them fail, naming that requirement.
+
+HTTP-visible defects run against one mutant service whose defect changes between runs (remote-target mode,
+`--base-url`). Defects that only show when a dependency breaks run the suite's own embedded stack with the
+broken variant (`--stack-app`, `--stack-env`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos.stack import LocalStack
+from conformance.registry import load_registry
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+MUTANT_APP = "tests.conformance.mutant_app:app"
+
+# (defect, requirement whose checks must then fail)
+HTTP_DEFECTS = [
+    ("no-request-id", "RB-OBS-REQUEST-ID"),
+    ("no-version", "RB-TRIAGE-VERSION"),
+    ("html-413", "RB-GUARD-BODY-413"),
+    ("understated-batch-limit", "RB-GUARD-BATCH"),
+    ("html-413", "RB-OPS-PAYLOAD-CHECK"),
+    ("live-fails", "RB-HEALTH-LIVE"),
+    ("live-fails", "RB-OPS-HEALTHCHECK"),
+    ("ready-without-checks", "RB-HEALTH-READY"),
+    ("ready-without-checks", "RB-TRIAGE-SCOPE"),
+    ("health-needs-auth", "RB-HEALTH-OPEN"),
+    ("any-api-key", "RB-AUTH-APIKEY"),
+    ("any-bearer-token", "RB-AUTH-JWT"),
+    ("no-metrics", "RB-OBS-METRICS"),
+    ("fresh-ids", "RB-DATA-DURABLE"),
+    ("server-error-on-bad-json", "RB-API-CONTRACT"),
+]
+
+# (service environment or defect, requirement): only visible when the suite controls the stack
+CONTROL_DEFECTS: list[tuple[dict[str, str], str | None, str]] = [
+    ({"HEALTH_CHECK_TIMEOUT_S": "10"}, None, "RB-HEALTH-READY-DEGRADED"),
+    ({}, "ready-ignores-draining", "RB-HEALTH-DRAIN"),
+    ({}, "stale-limits", "RB-GUARD-ROLLOUT"),
+    ({"LOG_LEVEL": "WARNING"}, None, "RB-OBS-LOGS"),
+    ({}, "live-checks-dependencies", "RB-HEALTH-LIVE"),
+    ({"RATE_LIMIT_BACKEND": "memory"}, None, "RB-RL-REDIS"),
+    ({"RATE_LIMIT_REDIS_TIMEOUT_S": "30"}, None, "RB-RL-DEGRADED"),
+    (
+        {"DB_REQUEST_TIMEOUT_S": "30", "DB_CONNECT_TIMEOUT_S": "30", "DB_STATEMENT_TIMEOUT_S": "30"},
+        None,
+        "RB-DB-FAILFAST",
+    ),
+    ({}, "overload-as-500", "RB-DB-OVERLOAD"),
+    ({}, "never-recovers", "RB-DB-RECOVER"),
+    ({}, "acknowledge-without-storing", "RB-DATA-DURABLE"),
+]
+
+
+def run_conformance(
+    requirement: str, *args: str, env: dict[str, str] | None = None, report_dir: Path
+) -> dict[str, object]:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "--requirement",
+            requirement,
+            "--report-dir",
+            str(report_dir),
+            "-q",
+            *args,
+        ],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    report_path = report_dir / "requirements.json"
+    assert report_path.exists(), result.stdout[-3000:] + result.stderr[-3000:]
+    matrix: dict[str, object] = json.loads(report_path.read_text())
+    matrix["exit_code"] = result.returncode
+    matrix["output"] = result.stdout[-4000:]
+    return matrix
+
+
+def outcome_of(matrix: dict[str, object], requirement: str) -> str:
+    rows = matrix["requirements"]
+    assert isinstance(rows, list)
+    return str(next(row["outcome"] for row in rows if row["id"] == requirement))
+
+
+@pytest.fixture(scope="module")
+def mutant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, Path]]:
+    defect_file = tmp_path_factory.mktemp("mutant") / "defect"
+    defect_file.write_text("none")
+    with LocalStack(
+        workers=1,
+        application=MUTANT_APP,
+        service_env={
+            "CONFORMANCE_MUTATION_FILE": str(defect_file),
+            "RATE_LIMIT_READ": "100000/minute",
+            "RATE_LIMIT_WRITE": "100000/minute",
+            "RATE_LIMIT_ANONYMOUS": "100000/minute",
+        },
+    ) as stack:
+        yield stack, defect_file
+
+
+def test_every_conformance_requirement_has_a_defect_that_fails_it() -> None:
+    covered = {r for _, r in HTTP_DEFECTS} | {r for _, _, r in CONTROL_DEFECTS} | {"RB-AUTH-SECRETS"}
+    by_conformance = {r.id for r in load_registry().requirements.values() if r.by_conformance}
+    assert by_conformance - covered == set(), "requirements whose checks were never shown to fail"
+
+
+@pytest.mark.parametrize(("defect", "requirement"), HTTP_DEFECTS, ids=[f"{d}->{r}" for d, r in HTTP_DEFECTS])
+def test_a_service_with_this_defect_fails_the_requirement(
+    mutant: tuple[LocalStack, Path], defect: str, requirement: str, tmp_path: Path
+) -> None:
+    stack, defect_file = mutant
+    defect_file.write_text(defect)
+    try:
+        matrix = run_conformance(
+            requirement,
+            "--base-url",
+            stack.api_url,
+            report_dir=tmp_path,
+            env={"API_KEY": stack.api_key, "JWT_SECRET": stack.service_env["JWT_SECRET"]},
+        )
+    finally:
+        defect_file.write_text("none")
+    assert matrix["exit_code"] != 0, matrix["output"]
+    assert outcome_of(matrix, requirement) == "FAILED", matrix["output"]
+    assert requirement in str(matrix["failed"])
+
+
+def test_the_same_checks_pass_against_the_real_service(mutant: tuple[LocalStack, Path], tmp_path: Path) -> None:
+    stack, defect_file = mutant
+    defect_file.write_text("none")
+    for requirement in sorted({r for _, r in HTTP_DEFECTS}):
+        matrix = run_conformance(
+            requirement,
+            "--base-url",
+            stack.api_url,
+            report_dir=tmp_path / requirement,
+            env={"API_KEY": stack.api_key, "JWT_SECRET": stack.service_env["JWT_SECRET"]},
+        )
+        assert matrix["exit_code"] == 0, matrix["output"]
+
+
+@pytest.mark.parametrize(
+    ("env", "defect", "requirement"), CONTROL_DEFECTS, ids=[r + (f"({d})" if d else "") for _, d, r in CONTROL_DEFECTS]
+)
+def test_an_embedded_stack_with_this_defect_fails_the_requirement(
+    env: dict[str, str], defect: str | None, requirement: str, tmp_path: Path
+) -> None:
+    args = [arg for name, value in env.items() for arg in ("--stack-env", f"{name}={value}")]
+    if defect:
+        args += ["--stack-app", MUTANT_APP, "--stack-env", f"CONFORMANCE_MUTATION={defect}"]
+    matrix = run_conformance(requirement, *args, report_dir=tmp_path)
+    assert matrix["exit_code"] != 0, matrix["output"]
+    assert outcome_of(matrix, requirement) == "FAILED", matrix["output"]
+
+
+def test_a_service_that_starts_without_its_secrets_fails_rb_auth_secrets(tmp_path: Path) -> None:
+    lax = f"{sys.executable} -m tests.conformance.lax_service"
+    matrix = run_conformance("RB-AUTH-SECRETS", "--service-command", lax, report_dir=tmp_path)
+    assert matrix["exit_code"] != 0, matrix["output"]
+    assert outcome_of(matrix, "RB-AUTH-SECRETS") == "FAILED", matrix["output"]
