@@ -58,10 +58,13 @@ class ServiceProcess:
         workers: int = 1,
         log_path: Path | None = None,
         application: str | None = None,
+        code_root: Path | None = None,
     ) -> None:
-        """`application` (MODULE:ATTR) replaces the service's own ASGI app, e.g. with a broken variant."""
+        """`application` (MODULE:ATTR) replaces the service's own ASGI app, e.g. with a broken variant;
+        `code_root` runs the service from another checkout (a release drill's previous or candidate code)."""
         self.env = dict(env)
         self.application = application
+        self.code_root = code_root or REPO_ROOT
         self.port = port or free_port()
         self.workers = workers
         self._own_log_dir = log_path is None
@@ -89,7 +92,7 @@ class ServiceProcess:
             "-m",
             "service",
             "--config",
-            str(REPO_ROOT / "hypercorn.toml"),
+            str(self.code_root / "hypercorn.toml"),
             "--bind",
             f"127.0.0.1:{self.port}",
             "--workers",
@@ -99,7 +102,7 @@ class ServiceProcess:
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 command,
-                cwd=REPO_ROOT,
+                cwd=self.code_root,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -124,6 +127,22 @@ class ServiceProcess:
                 tail = self.log_tail()
                 self.stop()
                 raise ServerError(f"the service did not come up within {timeout}s:\n{tail}")
+            time.sleep(0.05)
+
+    def wait_workers_listening(self, workers: int, timeout: float = READY_TIMEOUT_S) -> None:
+        """Wait until this process's own workers listen (its log says so), whoever answers the port."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                listening = self.log_path.read_text(errors="replace").count("Running on http")
+            except OSError:
+                listening = 0
+            if listening >= workers:
+                return
+            if self._process is not None and self._process.poll() is not None:
+                raise ServerError(f"the service exited with {self._process.returncode}:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise ServerError(f"the service's workers did not start within {timeout}s:\n{self.log_tail()}")
             time.sleep(0.05)
 
     def log_tail(self, lines: int = 30) -> str:

@@ -8,8 +8,10 @@
 
 The service reaches each dependency through a proxy named after it ("postgres", "redis"), so faults can be
 injected between them; tests can also reach each server directly. `StackBackend` is what every backend
-provides: `LocalStack` runs local processes on ephemeral 127.0.0.1 ports; a Docker/Testcontainers backend
-can implement the same interface.
+provides: `LocalStack` runs local processes on ephemeral 127.0.0.1 ports; `chaos.docker_stack.DockerStack` runs
+them as containers (Testcontainers) publishing on 127.0.0.1. `make_stack(backend)` picks one: "local", "docker",
+or "auto" (docker when a Docker engine answers and its images are present, else local); without an argument,
+the STACK_BACKEND environment variable, else "local".
 
 Everything a stack starts is stopped when its `with` block ends (also when the block raised), and at
 interpreter exit for stacks left running.
@@ -19,16 +21,17 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import shutil
 import tempfile
 import time
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from chaos.proxy import FaultProxy, FaultProxyProcess
 from chaos.servers import PostgresServer, RedisServer, ServerError
@@ -37,6 +40,9 @@ from chaos.toxiproxy_client import ProxyHandle, ToxiproxyClient
 
 Dependency = Literal["postgres", "redis"]
 FaultProxyMode = Literal["process", "thread"]
+Backend = Literal["local", "docker"]
+BACKEND_CHOICES = ("local", "docker", "auto")
+STACK_BACKEND_ENV = "STACK_BACKEND"
 DEPENDENCIES: tuple[Dependency, ...] = ("postgres", "redis")
 DATABASE_NAME = "events"
 
@@ -103,6 +109,12 @@ class StackBackend(ABC):
         """Stop the service (SIGTERM, graceful drain) and start it again with a changed environment.
 
         The overrides stay in force for later restarts, as a rollout's configuration does."""
+
+    def rolling_restart_service(self, env_overrides: Mapping[str, str] | None = None) -> None:
+        """Replace the service with one running a changed environment without refusing any connection.
+
+        Backends that cannot overlap the old and the new service restart it instead."""
+        self.restart_service(env_overrides)
 
     @property
     @abstractmethod
@@ -192,6 +204,7 @@ class LocalStack(StackBackend):
         self.toxiproxy_url = toxiproxy_url
         self.extra_env = dict(service_env or {})
         self.application = application
+        self._rollouts = 0
         self._progress = progress or (lambda message: None)
         self._started_at = 0.0
         self._resources = contextlib.ExitStack()
@@ -294,7 +307,7 @@ class LocalStack(StackBackend):
             port=self.api_port,
             workers=self.workers,
             log_path=self.directory / "service.log",
-            **({"application": self.application} if self.application else {}),
+            application=self.application,
         )
         if self._service is None:
             self._resources.callback(self._stop_service)
@@ -361,6 +374,35 @@ class LocalStack(StackBackend):
             self.workers = workers
         self._start_service()
 
+    def rolling_restart_service(
+        self, env_overrides: Mapping[str, str] | None = None, *, code_root: Path | None = None
+    ) -> None:
+        """The new service starts on the same port beside the old one (hypercorn sets SO_REUSEPORT when it
+        runs several workers, and the kernel spreads new connections over both); once the new one listens,
+        the old one gets SIGTERM and drains: readiness `draining`, in-flight requests finished. With
+        `code_root`, the new service runs another checkout of the code (a release drill's releases)."""
+        if self._service is None or self.directory is None:
+            raise ServerError("the stack is not running")
+        if self.workers < 2:  # one worker: no SO_REUSEPORT, so the port cannot be shared
+            raise ServerError("a rolling restart needs workers >= 2 (hypercorn shares the port only then)")
+        old = self._service
+        self._service_env = {**self._service_env, **(env_overrides or {})}
+        self._rollouts += 1
+        new = ServiceProcess(
+            self._service_env,
+            port=self.api_port,
+            workers=self.workers,
+            log_path=self.directory / f"service-rollout-{self._rollouts}.log",
+            application=self.application,
+            code_root=code_root,
+        )
+        new.start()
+        new.wait_workers_listening(self.workers)
+        self._service = new
+        old.stop()
+        if self._endpoints is not None:
+            self._endpoints = replace(self._endpoints, service_log=new.log_path)
+
     @property
     def service(self) -> ServiceProcess:
         if self._service is None:
@@ -370,6 +412,48 @@ class LocalStack(StackBackend):
     @property
     def service_env(self) -> Mapping[str, str]:
         return dict(self._service_env)
+
+
+def resolve_backend(choice: str | None = None) -> tuple[Backend, str]:
+    """The backend to run and why: `choice`, else $STACK_BACKEND, else "local"; "auto" means docker when a
+    Docker engine answers and the images it needs are present (nothing to pull), else local."""
+    choice = choice or os.environ.get(STACK_BACKEND_ENV) or "local"
+    if choice not in BACKEND_CHOICES:
+        raise ValueError(f"unknown stack backend {choice!r}; choose one of {', '.join(BACKEND_CHOICES)}")
+    if choice == "local":
+        return "local", "local processes (asked for)"
+    if choice == "docker":
+        return "docker", "Docker containers (asked for)"
+    try:
+        from chaos.docker_stack import docker_status
+    except ImportError as error:  # the harness extra (testcontainers) is not installed
+        return "local", f"local processes (auto: the Docker backend cannot load: {error})"
+    usable, reason = docker_status()
+    if usable:
+        return "docker", f"Docker containers (auto: {reason})"
+    return "local", f"local processes (auto: {reason})"
+
+
+def make_stack(
+    backend: str | None = None,
+    *,
+    workers: int = 1,
+    api_port: int | None = None,
+    service_env: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+    **options: Any,
+) -> StackBackend:
+    """A stack on the chosen backend (see `resolve_backend`), not yet started. `options` go to that backend's
+    class: `LocalStack` (fault_proxy, toxiproxy_url, application, proxy_api_listen) or `DockerStack`
+    (proxy_api_port, postgres_image, redis_image, service_image, python_image)."""
+    chosen, reason = resolve_backend(backend)
+    if progress is not None:
+        progress(f"backend: {reason}")
+    if chosen == "docker":
+        from chaos.docker_stack import DockerStack
+
+        return DockerStack(workers=workers, api_port=api_port, service_env=service_env, progress=progress, **options)
+    return LocalStack(workers=workers, api_port=api_port, service_env=service_env, progress=progress, **options)
 
 
 def _destroy_proxies(client: ToxiproxyClient, names: list[str]) -> None:

@@ -8,7 +8,7 @@ from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from service.db import metadata
@@ -36,10 +36,11 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def _run_online() -> None:
-    engine = create_async_engine(_database_url(), poolclass=NullPool)
+async def _run_online(engine: AsyncEngine | None = None) -> None:
+    engine = engine or create_async_engine(_database_url(), poolclass=NullPool)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
+        await connection.commit()
     await engine.dispose()
 
 
@@ -47,5 +48,9 @@ if context.is_offline_mode():
     context.configure(url=_database_url(), target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
+elif isinstance(given := config.attributes.get("connection"), AsyncEngine):
+    asyncio.run(_run_online(given))  # a caller (e.g. pytest-alembic) hands over its engine
+elif given is not None:
+    _run(given)  # ... or an open connection
 else:
     asyncio.run(_run_online())

@@ -78,6 +78,7 @@ def create_app(settings: Settings) -> Quart:
     @app.before_serving
     async def _connect() -> None:
         database = Database(settings)
+        await database.open()
         health_engine = create_engine(settings, pool_size=1)
         redis = Redis.from_url(
             settings.redis_url.get_secret_value(),

@@ -1,7 +1,7 @@
-"""The database: table definitions (SQLAlchemy Core), the engine, and the bounded gate in front of it.
+"""The database: table definitions (SQLAlchemy Core), the connection pool, and the bounded gate in front of it.
 
 The schema itself is created and changed only by alembic (`migrations/`); the tables here describe it for
-queries, and `tests/integration/test_migrations.py` checks that the two agree.
+alembic and the readiness check, and `tests/integration/test_migrations.py` checks that the two agree.
 
 Every request's database work goes through `Database.run`, which makes the runbook's DB promises hold:
 - overload protection (RB-DB-OVERLOAD): at most `DB_MAX_CONCURRENCY` operations at once per worker; a
@@ -9,6 +9,16 @@ Every request's database work goes through `Database.run`, which makes the runbo
 - fail-fast (RB-DB-FAILFAST): the work is answered within `DB_REQUEST_TIMEOUT_S` whatever the database does
   (down, refusing, hung), as 503 DEPENDENCY_UNAVAILABLE with Retry-After, never a 500 or a hang;
 - recovery without restart (RB-DB-RECOVER): connections are checked before use and replaced when broken.
+
+Request work runs on an asyncpg pool, one statement per request: a statement is atomic by itself, so the
+pool runs in autocommit (no BEGIN/ROLLBACK around it) and does not reset a connection it gets back (the
+service sets no session state). Measured on the project's 2-core machine, a primary-key read through
+SQLAlchemy's pool with `pool_pre_ping` took 6 round trips and 1.15 ms; this takes 1 round trip and 0.2 ms
+(docs/BENCHMARKS.md). "Checked before use" costs no round trip: a connection whose server went away (stopped,
+restarted, crashed: the socket is closed) is seen as closed when it is taken from the pool and replaced
+(`DB_POOL_PRE_PING=true` adds a `SELECT 1` round trip before each use, for networks that lose connections
+without closing them). A read that still meets a connection lost mid-flight is retried once on a fresh
+one, within the same bound; a write is not retried (its client can retry with the same ids).
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from typing import TypeVar
 import asyncpg
 import orjson
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     DateTime,
@@ -33,7 +44,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from service import metrics
@@ -70,35 +80,89 @@ events = Table(
 )
 
 
+def _rollup(width: str) -> Table:
+    """Events per (bucket start, source, type) at one bucket width, kept exact by triggers on `events`
+    (migrations/versions/0002_event_count_rollups.py), so counts over long ranges read a few rows per bucket
+    instead of every event."""
+    return Table(
+        f"event_counts_{width}",
+        metadata,
+        Column("bucket_start", DateTime(timezone=True), primary_key=True),
+        Column("source", Text, primary_key=True),
+        Column("type", Text, primary_key=True),
+        Column("count", BigInteger, nullable=False),
+        Index(f"ix_event_counts_{width}_source_bucket_start", "source", "bucket_start"),
+        Index(f"ix_event_counts_{width}_type_bucket_start", "type", "bucket_start"),
+        postgresql_with={"fillfactor": 80},  # room for the counts' HOT updates
+    )
+
+
+ROLLUP_WIDTHS = ("minute", "hour", "day")
+event_counts = {width: _rollup(width) for width in ROLLUP_WIDTHS}
+
+
 def _json_dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
 def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
-    """A pooled asyncpg engine whose every wait is bounded."""
+    """A pooled SQLAlchemy engine whose every wait is bounded (the readiness check's own connection)."""
     return create_async_engine(
         settings.sqlalchemy_database_url,
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=0,
         pool_timeout=settings.db_request_timeout_s,
-        pool_pre_ping=settings.db_pool_pre_ping,
+        pool_pre_ping=True,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
         connect_args={
             "timeout": settings.db_connect_timeout_s,
             "command_timeout": settings.db_statement_timeout_s,
-            "server_settings": {
-                "application_name": "events-api",
-                # The server gives up on a statement too, so a slow database is not loaded further.
-                "statement_timeout": str(int(settings.db_statement_timeout_s * 1000)),
-            },
+            "server_settings": _server_settings(settings),
         },
+    )
+
+
+def _server_settings(settings: Settings) -> dict[str, str]:
+    return {
+        "application_name": "events-api",
+        # The server gives up on a statement too, so a slow database is not loaded further.
+        "statement_timeout": str(int(settings.db_statement_timeout_s * 1000)),
+        # Many short concurrent statements: a parallel plan forks background workers for one request's
+        # scan, which costs more than it saves here and takes cores from the other requests (the 30-day
+        # stats query took 18 ms with 2 parallel workers, 11 ms without, on the project's 2-core machine).
+        "max_parallel_workers_per_gather": "0",
+    }
+
+
+async def _prepare_connection(connection: asyncpg.Connection) -> None:
+    """jsonb in and out as Python objects, (de)serialised by orjson."""
+    await connection.set_type_codec("jsonb", encoder=_json_dumps, decoder=orjson.loads, schema="pg_catalog")
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Nothing to reset: the service runs single statements in autocommit and sets no session state.
+    (asyncpg still rolls back a transaction left open, which the service never does.)"""
+
+
+def create_pool(settings: Settings) -> asyncpg.Pool:
+    """The request pool (not yet initialised: `await` it). It opens connections on demand, so the service
+    starts while the database is down and connects once it is back."""
+    return asyncpg.create_pool(
+        settings.asyncpg_dsn,
+        min_size=0,
+        max_size=settings.db_pool_size,
+        timeout=settings.db_connect_timeout_s,
+        command_timeout=settings.db_statement_timeout_s,
+        server_settings=_server_settings(settings),
+        init=_prepare_connection,
+        reset=_keep_session,
     )
 
 
 def is_unavailable(error: BaseException) -> bool:
     """Is this failure the database being unavailable (down, refusing, hung, shutting down)?"""
-    if isinstance(error, OSError | TimeoutError | PoolTimeoutError):
+    if isinstance(error, OSError | TimeoutError):
         return True
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
@@ -109,10 +173,20 @@ def is_unavailable(error: BaseException) -> bool:
         sqlstate = getattr(current, "sqlstate", None)
         if isinstance(sqlstate, str) and sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES:
             return True
-        if isinstance(current, OSError | TimeoutError | asyncpg.ConnectionDoesNotExistError):
+        if isinstance(current, OSError | TimeoutError | asyncpg.ConnectionDoesNotExistError) or _closed(current):
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def _closed(error: BaseException) -> bool:
+    """asyncpg's "connection is closed": the connection went away between taking it and using it."""
+    return isinstance(error, asyncpg.InterfaceError) and "connection is closed" in str(error)
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """The connection died under the statement (not a timeout, not the server refusing work)."""
+    return isinstance(error, asyncpg.ConnectionDoesNotExistError | ConnectionError) or _closed(error)
 
 
 def unavailable_error() -> ApiError:
@@ -144,16 +218,19 @@ class DatabaseGate:
         )
 
     async def acquire(self, budget_s: float) -> None:
-        if self._slots.locked() and self._waiting >= self._max_queue:
-            raise self._overloaded()
-        self._waiting += 1
-        try:
-            async with asyncio.timeout(min(self._queue_timeout_s, budget_s)):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise self._overloaded() from None
-        finally:
-            self._waiting -= 1
+        if not self._slots.locked():
+            await self._slots.acquire()  # a free slot: taken at once, no timer needed
+        else:
+            if self._waiting >= self._max_queue:
+                raise self._overloaded()
+            self._waiting += 1
+            try:
+                async with asyncio.timeout(min(self._queue_timeout_s, budget_s)):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise self._overloaded() from None
+            finally:
+                self._waiting -= 1
         metrics.DB_GATE_IN_USE.inc()
 
     def release(self) -> None:
@@ -161,29 +238,53 @@ class DatabaseGate:
         self._slots.release()
 
 
+Operation = Callable[[asyncpg.Connection], Awaitable[T]]
+
+
 class Database:
-    """The engine plus the gate; `run` is the only way request handlers reach PostgreSQL."""
+    """The request pool plus the gate; `run` is the only way request handlers reach PostgreSQL."""
 
     def __init__(self, settings: Settings) -> None:
-        self.engine = create_engine(settings)
+        self._pool = create_pool(settings)
+        self._opened = False
         self._request_timeout_s = settings.db_request_timeout_s
+        self._pre_ping = settings.db_pool_pre_ping
         self.gate = DatabaseGate(
             capacity=settings.db_concurrency,
             queue_timeout_s=settings.db_queue_timeout_s,
             max_queue=settings.db_max_queue,
         )
 
-    async def run(self, operation: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-        """Run `operation(engine)` under the gate and the request bound, translating unavailability to 503."""
+    async def open(self) -> None:
+        """Initialise the pool (connects nothing: connections open on first use)."""
+        if not self._opened:
+            await self._pool
+            self._opened = True
+
+    async def _attempt(self, operation: Operation[T], deadline: float) -> T:
+        async with self._pool.acquire(timeout=max(deadline - time.monotonic(), 0.001)) as connection:
+            if self._pre_ping:
+                await connection.execute("SELECT 1")
+            return await operation(connection)
+
+    async def _work(self, operation: Operation[T], deadline: float, retry: bool) -> T:
+        try:
+            return await self._attempt(operation, deadline)
+        except Exception as error:
+            if not (retry and _connection_lost(error)):
+                raise
+        # The connection was lost under a read (the server restarted while it sat in the pool, say):
+        # asyncpg has dropped it, so this runs on a fresh one.
+        return await self._attempt(operation, deadline)
+
+    async def run(self, operation: Operation[T], *, read_only: bool = False) -> T:
+        """Run `operation(connection)` (one statement) under the gate and the request bound, translating
+        unavailability to 503. `read_only` operations are retried once on a connection found lost."""
         started = time.monotonic()
         await self.gate.acquire(self._request_timeout_s)
         try:
-            remaining = self._request_timeout_s - (time.monotonic() - started)
-
-            async def work() -> T:
-                return await operation(self.engine)
-
-            return await within(remaining, work())
+            deadline = started + self._request_timeout_s
+            return await within(deadline - time.monotonic(), self._work(operation, deadline, read_only))
         except ApiError:
             raise
         except Exception as error:
@@ -195,4 +296,9 @@ class Database:
             self.gate.release()
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        """Close the pool; connections to a database that no longer answers are dropped, not waited for."""
+        if self._opened:
+            try:
+                await asyncio.wait_for(self._pool.close(), self._request_timeout_s)
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                self._pool.terminate()

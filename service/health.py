@@ -124,6 +124,7 @@ class ReadinessProbe:
             metrics.DEPENDENCY_UP.labels(name).set(1 if result.up else 0)
             if not result.up and name in self._on_down:
                 self._on_down[name](result.error or "down")
+        metrics.READY.set(1 if all(result.up for result in results) and not lifecycle.is_draining() else 0)
         self._finished_at = time.monotonic()
         return dict(zip(names, results, strict=True))
 

@@ -33,6 +33,7 @@ def begin_draining() -> None:
     if not _draining:
         _draining = True
         metrics.DRAINING.set(1)
+        metrics.READY.set(0)
 
 
 async def watch_shutdown_signal() -> None:

@@ -73,12 +73,31 @@ DEGRADED_MODE = Gauge(
     ["mode"],
     multiprocess_mode="livemax",
 )
+# Readiness rounds run in whichever worker is asked, so the freshest round (any worker's) is the truth;
+# a minimum over workers would keep a long-idle worker's stale failure.
+READY = Gauge(
+    "ready",
+    "1 when the latest readiness round passed and the service is not draining.",
+    multiprocess_mode="livemostrecent",
+)
 DRAINING = Gauge("draining", "1 once shutdown began (readiness says draining).", multiprocess_mode="livemax")
 
 
+# Label children per (route, method, status): `labels()` takes a lock and builds a key on every call; the
+# set of routes is bounded (templates, not paths), so these caches are too.
+_request_counters: dict[tuple[str, str, int], Counter] = {}
+_latency_histograms: dict[tuple[str, str], Histogram] = {}
+
+
 def record_request(route: str, method: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(route, method, str(status)).inc()
-    LATENCY.labels(route, method).observe(seconds)
+    counter = _request_counters.get((route, method, status))
+    if counter is None:
+        counter = _request_counters[(route, method, status)] = REQUESTS.labels(route, method, str(status))
+    counter.inc()
+    histogram = _latency_histograms.get((route, method))
+    if histogram is None:
+        histogram = _latency_histograms[(route, method)] = LATENCY.labels(route, method)
+    histogram.observe(seconds)
 
 
 def render_metrics() -> tuple[bytes, str]:

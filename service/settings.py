@@ -56,8 +56,9 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=10, ge=1, le=200, description="Connections per worker process.")
     db_pool_pre_ping: bool = Field(
-        default=True,
-        description="Check a pooled connection before use, so a restarted database costs no error.",
+        default=False,
+        description="Also send `SELECT 1` before each use of a pooled connection (closed ones are always "
+        "replaced, at no cost); for networks that drop connections without closing them.",
     )
     db_connect_timeout_s: float = Field(default=1.0, gt=0, description="Bound on opening a connection.")
     db_statement_timeout_s: float = Field(
@@ -168,6 +169,13 @@ class Settings(BaseSettings):
         url = self.database_url.get_secret_value()
         scheme, rest = url.split("://", 1)
         return f"postgresql+asyncpg://{rest}" if scheme != "postgresql+asyncpg" else url
+
+    @property
+    def asyncpg_dsn(self) -> str:
+        """The same URL in the form asyncpg takes (no driver suffix)."""
+        url = self.database_url.get_secret_value()
+        scheme, rest = url.split("://", 1)
+        return f"postgresql://{rest}" if scheme == "postgresql+asyncpg" else url
 
     @property
     def database_password(self) -> str:

@@ -34,6 +34,16 @@ def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | Non
     return response
 
 
+def json_response_with_raw(body: dict[str, Any], name: str, raw_json: str, status: int = 200) -> Response:
+    """`body` with one more member, `name`, whose value is JSON text already (e.g. rendered by PostgreSQL),
+    spliced in as it is rather than parsed and encoded again."""
+    encoded = orjson.dumps(body, default=_json_default, option=_JSON_OPTIONS)
+    member = orjson.dumps(name)
+    separator = b"," if len(encoded) > 2 else b""
+    payload = b"".join((encoded[:-1], separator, member, b":", raw_json.encode(), b"}"))
+    return Response(payload, status=status, content_type="application/json")
+
+
 def invalid(errors: list[dict[str, Any]], detail: str = "The request is not valid.") -> ApiError:
     return ApiError(422, "VALIDATION_FAILED", detail, extra={"errors": errors})
 

@@ -12,12 +12,12 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from chaos.cli import stack
+from chaos.cli import drills, stack
 
 Handler = Callable[[argparse.Namespace], int]
 
 # Command modules, in the order `--help` lists them.
-COMMANDS: tuple[ModuleType, ...] = (stack,)
+COMMANDS: tuple[ModuleType, ...] = (drills, stack)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ from typing import Any
 
 from chaos.proxy import FaultProxyError
 from chaos.servers import ServerError
-from chaos.stack import LocalStack, StackEndpoints
+from chaos.stack import BACKEND_CHOICES, STACK_BACKEND_ENV, StackBackend, StackEndpoints, make_stack, resolve_backend
 from chaos.toxiproxy_client import DEFAULT_URL
 
 UP_DESCRIPTION = """\
@@ -21,6 +21,9 @@ Start a throwaway PostgreSQL (database "events", migrated) and Redis on 127.0.0.
 (Toxiproxy's API) with a proxy named "postgres" and one named "redis", and the service under hypercorn,
 whose DATABASE_URL and REDIS_URL go through those proxies. Prints the endpoints and a generated API key,
 then keeps everything running until Ctrl-C or SIGTERM, which stop it all and delete its files.
+
+--backend docker runs the same parts as containers on their own Docker network (published on 127.0.0.1 only);
+see docs/DOCKER.md.
 """
 
 EXAMPLE_EVENT = {"source": "checkout", "type": "order.placed", "occurred_at": "2026-11-26T10:00:00Z"}
@@ -44,15 +47,22 @@ def register(subcommands: Any) -> None:
     )
     up.add_argument("--workers", type=int, default=1, help="hypercorn worker processes (default 1)")
     up.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        default=None,
+        help="local processes, docker containers, or auto (docker when an engine answers and the images are "
+        f"present); default ${STACK_BACKEND_ENV}, else local",
+    )
+    up.add_argument(
         "--fault-proxy",
         choices=["process", "thread"],
-        default="process",
-        help="run the fault proxy as its own process (default) or on a thread of this one",
+        default=None,
+        help="local backend: run the fault proxy as its own process (default) or on a thread of this one",
     )
     up.add_argument(
         "--toxiproxy-url",
         metavar="URL",
-        help="use this running Toxiproxy instead of starting the project's fault proxy",
+        help="local backend: use this running Toxiproxy instead of starting the project's fault proxy",
     )
     up.add_argument(
         "--env",
@@ -116,6 +126,29 @@ Try:
 Ctrl-C stops everything.""".replace("\n  \n", "\n\n")
 
 
+def _make(args: argparse.Namespace) -> StackBackend:
+    backend, _ = resolve_backend(args.backend)
+    options: dict[str, Any]
+    if backend == "docker":
+        if args.fault_proxy or args.toxiproxy_url:
+            raise ValueError("--fault-proxy and --toxiproxy-url are for the local backend")
+        options = {"proxy_api_port": args.proxy_port or None}
+    else:
+        options = {
+            "proxy_api_listen": f"127.0.0.1:{args.proxy_port}",
+            "fault_proxy": args.fault_proxy or "process",
+            "toxiproxy_url": args.toxiproxy_url,
+        }
+    return make_stack(
+        backend,
+        workers=args.workers,
+        api_port=args.port or None,
+        service_env=_environment(args.env),
+        progress=lambda line: print(line, flush=True),
+        **options,
+    )
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -126,15 +159,11 @@ def stack_up(args: argparse.Namespace) -> int:
             print(f"python -m chaos stack up: port {port} on 127.0.0.1 is taken; pass {flag} 0 for any free port")
             return 1
     started = time.monotonic()
-    stack = LocalStack(
-        workers=args.workers,
-        api_port=args.port or None,
-        proxy_api_listen=f"127.0.0.1:{args.proxy_port}",
-        fault_proxy=args.fault_proxy,
-        toxiproxy_url=args.toxiproxy_url,
-        service_env=_environment(args.env),
-        progress=lambda line: print(line, flush=True),
-    )
+    try:
+        stack = _make(args)
+    except ValueError as error:
+        print(f"python -m chaos stack up: {error}", file=sys.stderr)
+        return 2
     # While starting, SIGTERM and SIGHUP interrupt like Ctrl-C does, so the start unwinds and stops what it
     # had started; once up, every one of them just asks the wait loop below to stop.
     for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -146,8 +175,9 @@ def stack_up(args: argparse.Namespace) -> int:
                 signal.signal(signum, lambda *_: stopping.set())
             print(_describe(stack.endpoints, time.monotonic() - started), flush=True)
             while not stopping.wait(0.5):
-                if not stack.service.running:
-                    print(f"\nthe service exited:\n{stack.service.log_tail()}", file=sys.stderr)
+                service = getattr(stack, "service", None)  # every backend has one: a process or a container
+                if service is not None and not service.running:
+                    print(f"\nthe service exited:\n{service.log_tail()}", file=sys.stderr)
                     return 1
             print("\nstopping...", flush=True)
     except (ServerError, FaultProxyError) as error:

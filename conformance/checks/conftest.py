@@ -1,4 +1,9 @@
-"""Fixtures of the conformance checks: the target (embedded stack by default, or --base-url)."""
+"""Fixtures of the conformance checks: the target (embedded stack by default, or --base-url).
+
+The embedded stack runs on the backend `--backend` names: `local` (processes, the default), `docker`
+(containers: chaos.docker_stack) or `auto` (docker when a Docker engine answers and its images are present);
+without the option, $STACK_BACKEND, else local.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,21 @@ from collections.abc import Iterator
 
 import pytest
 
-from chaos.stack import LocalStack
+from chaos.stack import BACKEND_CHOICES, STACK_BACKEND_ENV, make_stack, resolve_backend
 from conformance.assertions import eventually
 from conformance.target import EMBEDDED_SERVICE_ENV, Target
 
 pytest_plugins = ["conformance.plugin"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("conformance").addoption(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        default=None,
+        help=f"where the embedded stack runs: local processes, docker containers, or auto (docker when an engine "
+        f"answers and the images are present); default ${STACK_BACKEND_ENV}, else local",
+    )
 
 
 def _healthy(target: Target) -> bool:
@@ -54,17 +69,23 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
         if not separator:
             raise pytest.UsageError(f"--stack-env wants NAME=VALUE, got {setting!r}")
         extra_env[name] = value
-    with LocalStack(
+    backend, _ = resolve_backend(request.config.getoption("backend"))
+    application = request.config.getoption("stack_app")
+    if application and backend != "local":
+        raise pytest.UsageError("--stack-app serves a module of this checkout: it needs --backend local")
+    with make_stack(
+        backend,
         workers=2,
         service_env={**EMBEDDED_SERVICE_ENV, **extra_env},
-        application=request.config.getoption("stack_app"),
         progress=progress,
+        **({"application": application} if application else {}),
     ) as stack:
+        # Start-up checks run the service as the backend does: this interpreter, or the service image.
+        own_command: list[str] = getattr(stack, "service_command", None) or [sys.executable, "-m", "service"]
         yield Target(
             stack.api_url,
             stack.api_key,
             stack.service_env["JWT_SECRET"],
             stack,
-            service_command=shlex.split(request.config.getoption("service_command") or "")
-            or [sys.executable, "-m", "service"],
+            service_command=shlex.split(request.config.getoption("service_command") or "") or own_command,
         )

@@ -30,7 +30,7 @@ from service.events.schemas import (
 from service.ids import uuid7
 from service.openapi import problems
 from service.settings import Settings
-from service.web import invalid, json_response, parse_query, read_json_body
+from service.web import invalid, json_response, json_response_with_raw, parse_query, read_json_body
 
 blueprint = Blueprint("events", __name__, url_prefix="/api/v1")
 WRITES_DISABLED_RETRY_AFTER_S = 60
@@ -111,7 +111,7 @@ async def ingest_events() -> Response:
 async def list_events() -> Response:
     """List events newest first, filtered by source, type and time range, with keyset pagination."""
     query = parse_query(ListQuery)
-    page, next_cursor = await _database().run(partial(repository.list_events, query=query))
+    page, next_cursor = await _database().run(partial(repository.list_events, query=query), read_only=True)
     return json_response({"items": page, "next_cursor": next_cursor})
 
 
@@ -123,17 +123,9 @@ async def list_events() -> Response:
 async def event_stats() -> Response:
     """Count events per time bucket (minute, hour, day), grouped by type or source."""
     query = parse_query(StatsQuery)
-    buckets = await _database().run(partial(repository.count_events, query=query))
-    return json_response(
-        {
-            "group_by": query.group_by,
-            "bucket": query.bucket,
-            "since": query.since,
-            "until": query.until,
-            "total": sum(bucket["count"] for bucket in buckets),
-            "buckets": buckets,
-        }
-    )
+    total, buckets = await _database().run(partial(repository.stats_json, query=query), read_only=True)
+    head = {"group_by": query.group_by, "bucket": query.bucket, "since": query.since, "until": query.until}
+    return json_response_with_raw(head | {"total": total}, "buckets", buckets)
 
 
 @blueprint.get("/events/<event_id>")
@@ -149,7 +141,7 @@ async def get_event(event_id: str) -> Response:
             [{"loc": ["path", "event_id"], "msg": "must be a UUID", "type": "uuid_parsing"}],
             "The event id is not a UUID.",
         ) from None
-    event = await _database().run(partial(repository.get_event, event_id=parsed))
+    event = await _database().run(partial(repository.get_event, event_id=parsed), read_only=True)
     if event is None:
         raise ApiError(404, "EVENT_NOT_FOUND", f"No event has the id {parsed}.")
     return json_response(event)

@@ -85,7 +85,7 @@ async def test_ready_reports_each_dependency_and_the_schema_revision(client: Cli
     assert response.status_code == 200
     body = await response.get_json()
     assert body["status"] == "ready"
-    assert body["schema_revision"] == "0001"
+    assert body["schema_revision"] == "0002"
     assert set(body["checks"]) == {"database", "redis"}
     for check in body["checks"].values():
         assert check["status"] == "up"

@@ -1,0 +1,207 @@
+"""A real Prometheus for drills (RB-OBS-ALERTS): Debian's `prometheus`, started on loopback with 1 s scrape
+and evaluation intervals, scraping the service and evaluating the alert rules the service ships.
+
+An `AlertWatcher` polls Prometheus's alert API and records, on the drill clock, when each alert started and
+stopped firing, so detection can be measured as "first alert firing" and recovery as "alerts resolved".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+from urllib.parse import urlsplit
+
+import httpx
+import yaml
+
+from chaos.drills.traffic import DrillClock
+from chaos.servers import ServerError, free_port
+
+RULES = Path(__file__).resolve().parents[2] / "service" / "alerts" / "events-api.rules.yml"
+READY_TIMEOUT_S = 30.0
+
+
+def prometheus_binary() -> str:
+    found = shutil.which("prometheus")
+    if found is None:
+        raise ServerError(
+            "prometheus is not installed: drills evaluate the service's alert rules on a real Prometheus. "
+            "Install Debian's package (apt-get install prometheus); `make gameday` does this for you."
+        )
+    return found
+
+
+class PrometheusServer:
+    """A throwaway Prometheus scraping one service target every second."""
+
+    def __init__(self, target_url: str, *, rules: Path = RULES) -> None:
+        parts = urlsplit(target_url)
+        self.target = f"{parts.hostname}:{parts.port}"
+        self.rules = rules
+        self.port = free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="rb-prometheus-"))
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        binary = prometheus_binary()
+        rules_copy = self.directory / self.rules.name
+        shutil.copy(self.rules, rules_copy)
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
+            "rule_files": [str(rules_copy)],
+            "scrape_configs": [{"job_name": "events-api", "static_configs": [{"targets": [self.target]}]}],
+        }
+        config_path = self.directory / "prometheus.yml"
+        config_path.write_text(yaml.safe_dump(config))
+        log = (self.directory / "prometheus.log").open("wb")
+        self._process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={self.directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.tsdb.retention.time=1h",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if self._process.poll() is not None:
+                raise ServerError(f"prometheus exited: {(self.directory / 'prometheus.log').read_text()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
+                    return self
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServerError("prometheus did not become ready")
+            time.sleep(0.1)
+
+    def query(self, expression: str) -> list[dict[str, object]]:
+        response = httpx.get(f"{self.url}/api/v1/query", params={"query": expression}, timeout=2)
+        response.raise_for_status()
+        result: list[dict[str, object]] = response.json()["data"]["result"]
+        return result
+
+    def alerts(self) -> list[dict[str, object]]:
+        response = httpx.get(f"{self.url}/api/v1/alerts", timeout=2)
+        response.raise_for_status()
+        alerts: list[dict[str, object]] = response.json()["data"]["alerts"]
+        return alerts
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _labels(alert: dict[str, object]) -> dict[str, str]:
+    labels = alert.get("labels")
+    if not isinstance(labels, dict) or "alertname" not in labels:
+        raise KeyError("alert without labels")
+    return {str(key): str(value) for key, value in labels.items()}
+
+
+@dataclass
+class AlertInterval:
+    name: str
+    kind: str  # symptom | burn
+    severity: str
+    fired_at: float
+    resolved_at: float | None = None
+
+
+@dataclass
+class AlertWatcher:
+    """Records on the drill clock when each alert fires and resolves."""
+
+    prometheus: PrometheusServer
+    clock: DrillClock
+    interval_s: float = 0.2
+    intervals: list[AlertInterval] = field(default_factory=list)
+    errors: int = 0
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="alert-watcher", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = self.clock.now()
+            try:
+                firing = {
+                    labels["alertname"]: labels
+                    for alert in self.prometheus.alerts()
+                    if alert.get("state") == "firing"
+                    for labels in [_labels(alert)]
+                }
+            except (httpx.HTTPError, KeyError, ValueError):
+                self.errors += 1
+                firing = None
+            if firing is not None:
+                self._update(now, firing)
+            self._stop.wait(self.interval_s)
+
+    def _update(self, now: float, firing: dict[str, dict[str, str]]) -> None:
+        with self._lock:
+            open_names = {i.name for i in self.intervals if i.resolved_at is None}
+            for interval in self.intervals:
+                if interval.resolved_at is None and interval.name not in firing:
+                    interval.resolved_at = now
+            for name, labels in firing.items():
+                if name not in open_names:
+                    kind, severity = labels.get("kind", "symptom"), labels.get("severity", "")
+                    self.intervals.append(AlertInterval(name, kind, severity, now))
+
+    def start(self) -> AlertWatcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def snapshot(self) -> list[AlertInterval]:
+        with self._lock:
+            return [AlertInterval(**vars(i)) for i in self.intervals]
+
+    def firing(self, kind: str | None = None) -> list[str]:
+        return sorted(i.name for i in self.snapshot() if i.resolved_at is None and (kind is None or i.kind == kind))
+
+    def first_firing_after(self, t: float) -> AlertInterval | None:
+        candidates = [i for i in self.snapshot() if i.fired_at >= t]
+        return min(candidates, key=lambda i: i.fired_at) if candidates else None
