@@ -226,7 +226,7 @@ class DrillContext:
     def record(self, line: str) -> None:
         """A line of the drill's action record (the release drills' 롤백/재배포 기록), timestamped."""
         t = self.clock.now()
-        self.result.notes.append(f"T{self._relative(t):+.2f} s: {line}")
+        self.result.notes.append(f"{self.clock.wall(t):%H:%M:%S.%f}"[:-3] + f" UTC: {line}")
         self.progress(f"  T+{self._relative(t):6.2f}s  {line}")
 
     def mark(self, name: str) -> float:
@@ -378,6 +378,7 @@ def run_drill(
             result.alerts = watcher.snapshot()
         result.samples = traffic.samples()
     start, end = result.fault_window
+    start = min(start, result.marks.get("rollout started", start))  # a bad release serves while it rolls out
     server_errors = [
         s
         for s in result.samples

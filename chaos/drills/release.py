@@ -298,6 +298,7 @@ def _bad_config_setup(ctx: DrillContext) -> None:
 
 def _deploy_candidate(ctx: DrillContext) -> None:
     candidate: Release = ctx.state["candidate"]
+    ctx.mark("rollout started")
     ctx.record(f"rollout of {candidate.name} begins")
     if candidate.code_root != ctx.state["previous"].code_root:
         alembic(candidate.code_root, ctx.stack.database_url, "upgrade", "head")
