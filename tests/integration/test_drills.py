@@ -84,9 +84,10 @@ def test_rollbacks_run_when_the_drill_itself_breaks(stack: LocalStack) -> None:
     assert "the fault was removed by the rollback after the drill failed" in result.notes
 
 
-def test_a_drill_run_writes_the_runbook_report(stack: LocalStack, tmp_path: Path) -> None:
-    first = run_drills(select(["db-down", "redis-down"]), report_dir=tmp_path, stack=stack, progress=lambda _: None)
-    assert first.passed, [r.failures for r in first.results]
+def test_every_drill_passes_and_writes_the_runbook_report(stack: LocalStack, tmp_path: Path) -> None:
+    """The whole catalog on the embedded stack (the drills run in CI): DB, Redis, overload, release."""
+    first = run_drills(select(["all"]), report_dir=tmp_path, stack=stack, progress=lambda _: None)
+    assert {r.drill.name: r.failures for r in first.results if not r.passed} == {}
     db = first.directory / "db-down"
     markdown = (db / "report.md").read_text()
     headings = [line for line in markdown.splitlines() if line.startswith("## ")]
@@ -120,13 +121,20 @@ def test_a_drill_run_writes_the_runbook_report(stack: LocalStack, tmp_path: Path
     assert journal
     assert all(re.match(r"\d{4}-\d\d-\d\dT", entry["at"]) and "phase" in entry for entry in journal)
     assert "## 후속조치" in (first.directory / "redis-down" / "report.md").read_text()
+    assert "## 용량/성능 후속조치" in (first.directory / "overload-spike" / "report.md").read_text()
+    release = (first.directory / "release-bad-code" / "report.md").read_text()
+    assert "## 롤백/재배포 기록" in release
+    assert "`python -m alembic downgrade -1`" in release
+    assert (first.directory / "release-bad-code" / "CHANGELOG-entry.md").read_text().startswith("### Fixed")
+    assert "configuration rollback first" in (first.directory / "release-bad-config" / "report.md").read_text()
     matrix = (first.directory / "resiliency-matrix.md").read_text()
     assert "| postgres | down | db-down |" in matrix
     assert "| redis | down | redis-down |" in matrix
 
     second = run_drills(select(["db-down"]), report_dir=tmp_path, stack=stack, progress=lambda _: None)
     history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
-    assert [record["drill"] for record in history] == ["db-down", "redis-down", "db-down"]
+    assert [record["drill"] for record in history][-1] == "db-down"
+    assert len(history) == len(first.results) + 1
     assert history[-1]["run"] == second.run_id
 
 
