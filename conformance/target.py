@@ -3,12 +3,15 @@ the controls to break and restart its parts."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +19,8 @@ import jwt
 import pytest
 
 from chaos.stack import StackBackend
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 # Settings the embedded stack starts with: the defaults, spelled out so that a check can roll a change out
 # and back; rate limits high enough that the suite's own traffic (Schemathesis included) is never throttled
@@ -64,6 +69,18 @@ class Target:
             payload["scope"] = scopes
         payload.update(claims)
         return jwt.encode({k: v for k, v in payload.items() if v is not None}, self.jwt_secret, algorithm="HS256")
+
+    def run_script(self, script: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        """One of the operator commands in scripts/ against this target, as an operator runs it."""
+        env = {**os.environ, **({"API_KEY": self.api_key} if self.api_key else {})}
+        return subprocess.run(
+            [sys.executable, str(SCRIPTS / script), "--base-url", self.base_url, *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
 
     @property
     def controlled(self) -> StackBackend:

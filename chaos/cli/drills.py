@@ -67,7 +67,12 @@ def register(subcommands: Any) -> None:
         description=RUN_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("drills", nargs="+", metavar="NAME", help="drill names from `python -m chaos list`, or all")
+    run.add_argument(
+        "drills",
+        nargs="+",
+        metavar="NAME",
+        help="drill names from `python -m chaos list`, patterns such as 'release-*', or all",
+    )
     run.add_argument("--report-dir", default="reports/drills", help="where reports go (default: reports/drills)")
     run.add_argument(
         "--backend",

@@ -4,6 +4,7 @@ timelines and journals, the resiliency matrix, a summary, and the history with i
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,14 +46,15 @@ class RunOutcome:
 
 
 def select(names: list[str]) -> list[Drill]:
-    """Drills by name (`all` for every one); unknown names raise ValueError listing the catalog."""
+    """Drills by name or shell-style pattern (`release-*`, `db-*`; `all` for every one), in catalog order;
+    a name or pattern that matches nothing raises ValueError listing the catalog."""
     if names == ["all"]:
         return list(DRILLS)
-    by_name = {drill.name: drill for drill in DRILLS}
-    unknown = [name for name in names if name not in by_name]
-    if unknown:
-        raise ValueError(f"unknown drill(s) {', '.join(unknown)}; known: {', '.join(by_name)}")
-    return [by_name[name] for name in names]
+    unmatched = [name for name in names if not any(fnmatch.fnmatchcase(d.name, name) for d in DRILLS)]
+    if unmatched:
+        known = ", ".join(drill.name for drill in DRILLS)
+        raise ValueError(f"unknown drill(s) {', '.join(unmatched)}; known: {known}")
+    return [drill for drill in DRILLS if any(fnmatch.fnmatchcase(drill.name, name) for name in names)]
 
 
 def summary_lines(results: list[DrillResult]) -> list[str]:

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,31 +10,18 @@ from conformance.target import Target
 
 requirement = pytest.mark.requirement
 needs_control = pytest.mark.needs_control
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-
-
-def run_script(target: Target, script: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **({"API_KEY": target.api_key} if target.api_key else {})}
-    return subprocess.run(
-        [sys.executable, str(SCRIPTS / script), "--base-url", target.base_url, *extra],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
 
 
 @requirement("RB-OPS-HEALTHCHECK")
 def test_health_check_passes_and_shows_each_check_with_latency_and_request_id(target: Target) -> None:
-    result = run_script(target, "check_runtime_health.py")
+    result = target.run_script("check_runtime_health.py")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     for name in ("live", "ready", "database", "redis", "auth", "api"):
         assert any(f" {name} " in f" {line} " for line in lines), name
     assert "request_id=" in result.stdout
     assert " ms " in result.stdout
-    report = json.loads(run_script(target, "check_runtime_health.py", "--json").stdout)
+    report = json.loads(target.run_script("check_runtime_health.py", "--json").stdout)
     assert report["healthy"] is True
 
 
@@ -48,8 +31,8 @@ def test_health_check_fails_when_degraded_unless_allowed(target: Target) -> None
     stack = target.controlled
     stack.stop_dependency("redis")
     try:
-        strict = run_script(target, "check_runtime_health.py")
-        lenient = run_script(target, "check_runtime_health.py", "--allow-ready-degraded")
+        strict = target.run_script("check_runtime_health.py")
+        lenient = target.run_script("check_runtime_health.py", "--allow-ready-degraded")
     finally:
         stack.start_dependency("redis")
     assert strict.returncode == 1, strict.stdout
@@ -60,7 +43,7 @@ def test_health_check_fails_when_degraded_unless_allowed(target: Target) -> None
 @needs_control
 def test_health_check_fails_when_the_service_is_down(target: Target) -> None:
     unreachable = Target("http://127.0.0.1:9", target.api_key, None)  # the discard port: nothing listens
-    result = run_script(unreachable, "check_runtime_health.py", "--timeout", "1", "--allow-ready-degraded")
+    result = unreachable.run_script("check_runtime_health.py", "--timeout", "1", "--allow-ready-degraded")
     assert result.returncode == 1
 
 
@@ -68,7 +51,7 @@ def test_health_check_fails_when_the_service_is_down(target: Target) -> None:
 def test_payload_guard_check_passes_without_writing(target: Target) -> None:
     with target.client() as client:
         before = client.get("/api/v1/events", params={"source": "payload-check"}, headers=target.auth).json()
-    result = run_script(target, "check_payload_guards.py", "--json")
+    result = target.run_script("check_payload_guards.py", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert [r["guard"] for r in report["results"]] == ["body", "batch"]

@@ -15,7 +15,6 @@ from conformance.target import Target
 requirement = pytest.mark.requirement
 needs_control = pytest.mark.needs_control
 REPO = Path(__file__).resolve().parents[2]
-HEALTH_SCRIPT = REPO / "scripts" / "check_runtime_health.py"
 
 
 @requirement("RB-TRIAGE-VERSION")
@@ -51,21 +50,9 @@ def test_ready_reports_the_schema_revision(target: Target) -> None:
         assert body["schema_revision"] == head
 
 
-def run_health_check(target: Target, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **({"API_KEY": target.api_key} if target.api_key else {})}
-    return subprocess.run(
-        [sys.executable, str(HEALTH_SCRIPT), "--base-url", target.base_url, *extra],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-
-
 @requirement("RB-TRIAGE-SCOPE")
 def test_health_check_reports_each_impact_scope(target: Target) -> None:
-    result = run_health_check(target, "--json")
+    result = target.run_script("check_runtime_health.py", "--json")
     report = json.loads(result.stdout)
     scopes = {check["name"]: check["status"] for check in report["checks"]}
     assert {"api", "auth", "database", "redis"} <= set(scopes)
@@ -78,7 +65,7 @@ def test_health_check_points_at_the_failing_scope(target: Target) -> None:
     stack = target.controlled
     stack.stop_dependency("redis")
     try:
-        report = json.loads(run_health_check(target, "--json").stdout)
+        report = json.loads(target.run_script("check_runtime_health.py", "--json").stdout)
     finally:
         stack.start_dependency("redis")
     scopes = {check["name"]: check["status"] for check in report["checks"]}
