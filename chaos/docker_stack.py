@@ -339,19 +339,6 @@ class DockerStack(StackBackend):
         self._labels = {LABEL_STACK: self.id, LABEL_OWNER: _owner_label()}
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    def start(self) -> Self:
-        if self._endpoints is not None:
-            return self
-        self._started_at = time.monotonic()
-        _live_stacks.add(self)
-        try:
-            self._start()
-        except BaseException:
-            self._step("start failed; removing what was started")
-            self.stop()
-            raise
-        return self
-
     def _start(self) -> None:
         directory = Path(tempfile.mkdtemp(prefix=DIRECTORY_PREFIX))
         self.directory = directory
@@ -595,9 +582,6 @@ class DockerStack(StackBackend):
         if self._endpoints is None:
             raise ServerError("the stack is not running")
         return self._endpoints
-
-    def _step(self, message: str) -> None:
-        self._progress(f"[{time.monotonic() - self._started_at:5.1f}s] {message}")
 
     # -- containers --------------------------------------------------------------------------------------
     def container(self, name: str) -> Container:

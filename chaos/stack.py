@@ -67,10 +67,32 @@ class StackEndpoints:
 class StackBackend(ABC):
     """A running PostgreSQL, Redis, fault proxy and service, whose dependencies can be broken on purpose."""
 
+    # Set by every backend's constructor; `start` and `_step` below rely on them.
+    _endpoints: StackEndpoints | None
+    _started_at: float
+    _progress: Progress
+
     # -- lifecycle -------------------------------------------------------------------------------------
-    @abstractmethod
     def start(self) -> Self:
         """Start everything, or clean up what was started and raise."""
+        if self._endpoints is not None:
+            return self
+        self._started_at = time.monotonic()
+        _live_stacks.add(self)
+        try:
+            self._start()
+        except BaseException:
+            self._step("start failed; stopping and removing what was started")
+            self.stop()
+            raise
+        return self
+
+    @abstractmethod
+    def _start(self) -> None:
+        """Start every part, registering how to undo each so that `stop` can clean up a partial start."""
+
+    def _step(self, message: str) -> None:
+        self._progress(f"[{time.monotonic() - self._started_at:5.1f}s] {message}")
 
     @abstractmethod
     def stop(self) -> None:
@@ -215,19 +237,6 @@ class LocalStack(StackBackend):
         self.directory: Path | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    def start(self) -> Self:
-        if self._endpoints is not None:
-            return self
-        self._started_at = time.monotonic()
-        _live_stacks.add(self)
-        try:
-            self._start()
-        except BaseException:
-            self._step("start failed; stopping what was started")
-            self.stop()
-            raise
-        return self
-
     def _start(self) -> None:
         directory = Path(tempfile.mkdtemp(prefix="rb-stack-"))
         self.directory = directory
@@ -334,9 +343,6 @@ class LocalStack(StackBackend):
         if self._endpoints is None:
             raise ServerError("the stack is not running")
         return self._endpoints
-
-    def _step(self, message: str) -> None:
-        self._progress(f"[{time.monotonic() - self._started_at:5.1f}s] {message}")
 
     # -- dependencies ----------------------------------------------------------------------------------
     def server(self, name: Dependency) -> PostgresServer | RedisServer:
