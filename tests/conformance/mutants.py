@@ -3,6 +3,10 @@
 `mutate(app, name)` wraps the real ASGI app with one defect. The defect is chosen by name from the
 environment (`CONFORMANCE_MUTATION`) or, so that one running service can change defects between conformance
 runs, from the file named by `CONFORMANCE_MUTATION_FILE`, read on every request.
+
+A defect with memory (`never-recovers`) keeps it in the file named by `CONFORMANCE_MUTATION_STATE`, because
+the service runs several hypercorn workers: a flag in one worker's memory leaves the others healthy, and the
+check would pass against a defect it is meant to catch.
 """
 
 from __future__ import annotations
@@ -76,7 +80,20 @@ class Mutant:
     def __init__(self, app: ASGIApp, name: str | None = None) -> None:
         self.app = app
         self.fixed_name = name
-        self.stuck_degraded = False
+        self._stuck_in_this_process = False
+        state = os.environ.get("CONFORMANCE_MUTATION_STATE")
+        self._stuck_marker = Path(state) if state else None
+
+    @property
+    def stuck_degraded(self) -> bool:
+        if self._stuck_marker is not None:
+            return self._stuck_marker.exists()
+        return self._stuck_in_this_process
+
+    def become_stuck(self) -> None:
+        self._stuck_in_this_process = True
+        if self._stuck_marker is not None:
+            self._stuck_marker.touch()
 
     def current(self) -> str:
         if self.fixed_name:
@@ -274,7 +291,7 @@ async def never_recovers(mutant: Mutant, scope: dict[str, Any], receive: Receive
         return
     start, body = await _buffered(mutant.app, scope, receive)
     if b"DEPENDENCY_UNAVAILABLE" in body:
-        mutant.stuck_degraded = True
+        mutant.become_stuck()
     await _send_whole(send, start["status"], _headers(start), body)
 
 

@@ -167,6 +167,7 @@ def test_an_embedded_stack_with_this_defect_fails_the_requirement(
     args = [arg for name, value in env.items() for arg in ("--stack-env", f"{name}={value}")]
     if defect:
         args += ["--stack-app", MUTANT_APP, "--stack-env", f"CONFORMANCE_MUTATION={defect}"]
+        args += ["--stack-env", f"CONFORMANCE_MUTATION_STATE={tmp_path / 'mutant-state'}"]  # shared by the workers
     matrix = run_conformance(requirement, *args, report_dir=tmp_path)
     assert matrix["exit_code"] != 0, matrix["output"]
     assert outcome_of(matrix, requirement) == "FAILED", matrix["output"]
