@@ -10,12 +10,10 @@ import asyncio
 import os
 import re
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,14 @@ import redis
 from chaos.docker_stack import LABEL_DIRECTORY, LABEL_OWNER, LABEL_STACK, DockerStack, remove_orphans
 from chaos.stack import DEPENDENCIES, make_stack, resolve_backend
 from chaos.toxiproxy_client import ToxiproxyClient
+from tests.stack_probes import (
+    assert_database_and_service_back,
+    assert_postgres_latency_slows_reads_and_recovers,
+    assert_redis_stops_and_restarts,
+    holds_within,
+    ingest,
+    refuses,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 EVENT = {"source": "docker-stack-test", "type": "order.placed", "occurred_at": "2026-11-26T10:00:00Z"}
@@ -66,42 +72,6 @@ def api(stack: DockerStack) -> Iterator[httpx.Client]:
         yield session
 
 
-def _port(url: str) -> int:
-    return int(re.search(r":(\d+)(/|$)", url.split("@")[-1]).group(1))  # type: ignore[union-attr]
-
-
-def _refuses(url: str) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", _port(url)), timeout=1).close()
-    except ConnectionRefusedError:
-        return True
-    return False
-
-
-def _eventually(condition: Callable[[], bool], within_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def _ingest(api: httpx.Client) -> str:
-    response = api.post("/api/v1/events", json=EVENT)
-    assert response.status_code == 201, response.text
-    return str(response.json()["ids"][0])
-
-
-def _median_get_s(api: httpx.Client, event_id: str, rounds: int = 5) -> float:
-    timings = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        assert api.get(f"/api/v1/events/{event_id}").status_code == 200
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings)
-
-
 def _stack_resources(client: docker.DockerClient, stack_id: str) -> tuple[list[Any], list[Any]]:
     label = f"{LABEL_STACK}={stack_id}"
     return client.containers.list(all=True, filters={"label": label}), client.networks.list(filters={"label": label})
@@ -134,7 +104,7 @@ def test_every_part_is_a_container_on_the_stack_network_published_on_loopback_on
         "postgres": "postgres:5432",
         "redis": "redis:6379",
     }
-    event_id = _ingest(api)
+    event_id = ingest(api, EVENT)
     assert api.get(f"/api/v1/events/{event_id}").json()["id"] == event_id
 
 
@@ -156,13 +126,7 @@ async def test_the_direct_and_proxied_database_urls_reach_the_migrated_database(
 
 
 def test_latency_on_the_postgres_proxy_slows_reads_and_recovers(healthy: DockerStack, api: httpx.Client) -> None:
-    event_id = _ingest(api)
-    baseline = _median_get_s(api, event_id)
-    with healthy.proxy("postgres").toxic(type="latency", attributes={"latency": 150}):
-        slowed = _median_get_s(api, event_id, rounds=3)
-    recovered = _median_get_s(api, event_id)
-    assert slowed >= baseline + 0.125
-    assert recovered < baseline + 0.1
+    assert_postgres_latency_slows_reads_and_recovers(healthy.proxy("postgres"), api, EVENT)
 
 
 async def test_a_paused_database_hangs_until_resumed(healthy: DockerStack) -> None:
@@ -177,37 +141,20 @@ async def test_a_paused_database_hangs_until_resumed(healthy: DockerStack) -> No
     finally:
         healthy.resume_dependency("postgres")
     await connection.close(timeout=5)
-    for url in (healthy.database_url, healthy.proxied_database_url):
-        again = await asyncpg.connect(url)
-        assert await again.fetchval("SELECT 1") == 1
-        await again.close()
-    assert await asyncio.to_thread(
-        _eventually, lambda: httpx.get(f"{healthy.api_url}/health/ready", timeout=5).status_code == 200
-    )
+    await assert_database_and_service_back(healthy)
 
 
 def test_dependencies_stop_crash_and_come_back_on_the_same_port(healthy: DockerStack, api: httpx.Client) -> None:
-    event_id = _ingest(api)
+    event_id = ingest(api, EVENT)
 
     healthy.kill_dependency("postgres")
-    assert _refuses(healthy.database_url)
+    assert refuses(healthy.database_url)
     healthy.container("postgres").reload()
     assert healthy.container("postgres").attrs["State"]["ExitCode"] == 137  # SIGKILL
     healthy.start_dependency("postgres")
-    assert _eventually(lambda: api.get(f"/api/v1/events/{event_id}").status_code == 200)  # a crash keeps commits
+    assert holds_within(lambda: api.get(f"/api/v1/events/{event_id}").status_code == 200)  # a crash keeps commits
 
-    direct = redis.Redis.from_url(healthy.redis_url, socket_timeout=2)
-    proxied = redis.Redis.from_url(healthy.proxied_redis_url, socket_timeout=2)
-    assert proxied.ping()
-    healthy.stop_dependency("redis")
-    assert _refuses(healthy.redis_url)
-    with pytest.raises(redis.ConnectionError):
-        proxied.ping()  # the proxy accepts, then finds no upstream
-    healthy.restart_dependency("redis")
-    assert direct.ping()
-    assert proxied.ping()
-    direct.close()
-    proxied.close()
+    assert_redis_stops_and_restarts(healthy)
 
 
 def test_dependency_operations_are_safe_in_any_state(healthy: DockerStack) -> None:
@@ -252,7 +199,7 @@ def test_restart_service_rolls_out_a_new_environment_in_a_new_container(
     healthy.restart_service()
     assert httpx.get(f"{api_url}/health/live").json()["version"] == "9.9.9-rollout"  # the rollout stays
     assert healthy.service_env["APP_VERSION"] == "9.9.9-rollout"
-    _ingest(api)
+    ingest(api, EVENT)
     log = Path(healthy.endpoints.service_log or "").read_text()
     assert '"route":"/api/v1/events"' in log  # the service's JSON log lines reach the host-side file
 
@@ -300,7 +247,7 @@ def test_a_failing_block_leaves_no_container_network_or_directory(client: docker
     assert not seen["directory"].exists()
     endpoints = seen["endpoints"]
     for url in (endpoints.api_url, endpoints.proxy_api_url, endpoints.database_url, endpoints.redis_url):
-        assert _refuses(url)
+        assert refuses(url)
     assert not ToxiproxyClient(endpoints.proxy_api_url).running()
 
 
@@ -370,4 +317,4 @@ def test_stack_up_with_the_docker_backend_prints_the_endpoints_and_removes_every
     assert process.returncode == 0, rest
     assert "nothing left running" in rest
     assert _stack_resources(client, stack_id) == ([], [])
-    assert _refuses(api_url)
+    assert refuses(api_url)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -13,6 +11,7 @@ import pytest
 import redis.asyncio as redis_asyncio
 
 from chaos.servers import PostgresServer, RedisServer
+from tests.stack_probes import holds_within
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +35,7 @@ async def test_postgres_lifecycle_with_pause_kill_and_restart() -> None:
 
         server.pause()
         assert len(server.pids()) >= 5  # postmaster, its helpers, and our connection's backend
-        assert _eventually(lambda: all(_state(pid) == "T" for pid in server.pids()))
+        assert holds_within(lambda: all(_state(pid) == "T" for pid in server.pids()), within_s=2.0, interval_s=0.01)
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(connection.fetchval("SELECT 1"), 0.5)  # an open connection hangs too
         server.resume()
@@ -56,15 +55,6 @@ async def test_postgres_lifecycle_with_pause_kill_and_restart() -> None:
         assert server.psql("SELECT count(*) FROM kept") == "1"
     assert not directory.exists()
     assert server.pids() == []
-
-
-def _eventually(condition: Callable[[], bool], timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def _state(pid: int) -> str:

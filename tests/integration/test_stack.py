@@ -12,11 +12,10 @@ import os
 import re
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,14 @@ import redis
 from chaos.proxy import FaultProxy
 from chaos.stack import DEPENDENCIES, FaultProxyMode, LocalStack
 from chaos.toxiproxy_client import ToxiproxyClient
+from tests.stack_probes import (
+    assert_database_and_service_back,
+    assert_postgres_latency_slows_reads_and_recovers,
+    assert_redis_stops_and_restarts,
+    holds_within,
+    ingest,
+    refuses,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -84,39 +91,6 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _refuses(url: str) -> bool:
-    port = int(re.search(r":(\d+)(/|$)", url.split("@")[-1]).group(1))  # type: ignore[union-attr]
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
-        return True
-    return False
-
-
-def _eventually(condition: Callable[[], bool], within_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def _ingest(api: httpx.Client) -> str:
-    response = api.post("/api/v1/events", json=EVENT)
-    assert response.status_code == 201, response.text
-    return str(response.json()["ids"][0])
-
-
-def _median_get_s(api: httpx.Client, event_id: str, rounds: int = 5) -> float:
-    timings = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        assert api.get(f"/api/v1/events/{event_id}").status_code == 200
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings)
-
-
 def test_everything_answers_on_loopback_and_the_service_goes_through_the_proxies(
     stack: LocalStack, api: httpx.Client
 ) -> None:
@@ -141,7 +115,7 @@ def test_everything_answers_on_loopback_and_the_service_goes_through_the_proxies
     assert f":{proxies['postgres'].listen_port}/" in endpoints.proxied_database_url
 
     assert httpx.get(f"{stack.api_url}/health/live").status_code == 200
-    event_id = _ingest(api)
+    event_id = ingest(api, EVENT)
     assert api.get(f"/api/v1/events/{event_id}").json()["id"] == event_id
 
 
@@ -154,14 +128,7 @@ async def test_the_direct_database_url_reaches_the_migrated_database(stack: Loca
 
 
 def test_latency_on_the_postgres_proxy_slows_reads_and_recovers(healthy: LocalStack, api: httpx.Client) -> None:
-    event_id = _ingest(api)
-    baseline = _median_get_s(api, event_id)
-    # 150 ms per database round trip: a read makes several, and must stay inside the service's 2 s budget.
-    with healthy.proxy("postgres").toxic(type="latency", attributes={"latency": 150}):
-        slowed = _median_get_s(api, event_id, rounds=3)
-    recovered = _median_get_s(api, event_id)
-    assert slowed >= baseline + 0.125
-    assert recovered < baseline + 0.1
+    assert_postgres_latency_slows_reads_and_recovers(healthy.proxy("postgres"), api, EVENT)
 
 
 async def test_a_paused_database_hangs_until_resumed(healthy: LocalStack) -> None:
@@ -173,35 +140,18 @@ async def test_a_paused_database_hangs_until_resumed(healthy: LocalStack) -> Non
     finally:
         healthy.resume_dependency("postgres")
     await connection.close(timeout=5)
-    for url in (healthy.database_url, healthy.proxied_database_url):
-        again = await asyncpg.connect(url)
-        assert await again.fetchval("SELECT 1") == 1
-        await again.close()
-    assert await asyncio.to_thread(
-        _eventually, lambda: httpx.get(f"{healthy.api_url}/health/ready", timeout=5).status_code == 200
-    )
+    await assert_database_and_service_back(healthy)
 
 
 def test_dependencies_stop_crash_and_come_back(healthy: LocalStack, api: httpx.Client) -> None:
-    event_id = _ingest(api)
+    event_id = ingest(api, EVENT)
 
     healthy.kill_dependency("postgres")
-    assert _refuses(healthy.database_url)
+    assert refuses(healthy.database_url)
     healthy.start_dependency("postgres")
-    assert _eventually(lambda: api.get(f"/api/v1/events/{event_id}").status_code == 200)  # a crash keeps commits
+    assert holds_within(lambda: api.get(f"/api/v1/events/{event_id}").status_code == 200)  # a crash keeps commits
 
-    direct = redis.Redis.from_url(healthy.redis_url, socket_timeout=2)
-    proxied = redis.Redis.from_url(healthy.proxied_redis_url, socket_timeout=2)
-    assert proxied.ping()
-    healthy.stop_dependency("redis")
-    assert _refuses(healthy.redis_url)
-    with pytest.raises(redis.ConnectionError):
-        proxied.ping()  # the proxy accepts, then finds no upstream
-    healthy.restart_dependency("redis")
-    assert direct.ping()
-    assert proxied.ping()
-    direct.close()
-    proxied.close()
+    assert_redis_stops_and_restarts(healthy)
 
 
 def test_restart_service_rolls_out_a_new_environment(healthy: LocalStack, api: httpx.Client) -> None:
@@ -214,7 +164,7 @@ def test_restart_service_rolls_out_a_new_environment(healthy: LocalStack, api: h
     healthy.restart_service()
     assert httpx.get(f"{api_url}/health/live").json()["version"] == "9.9.9-rollout"  # the rollout stays
     assert healthy.service_env["APP_VERSION"] == "9.9.9-rollout"
-    _ingest(api)
+    ingest(api, EVENT)
 
 
 @pytest.mark.parametrize("fault_proxy", ["process", "thread"])
@@ -238,12 +188,12 @@ def test_a_failing_block_leaves_nothing_behind(fault_proxy: FaultProxyMode) -> N
         a_test_that_fails()
     pids, directories, endpoints = seen["pids"], seen["directories"], seen["endpoints"]
     assert len(pids) >= 4  # postgres and its helpers, redis, the service (and the fault proxy's process)
-    assert _eventually(lambda: not any(_alive(pid) for pid in pids), within_s=15)
+    assert holds_within(lambda: not any(_alive(pid) for pid in pids), within_s=15)
     assert all(directory is not None for directory in directories)
     assert not any(directory.exists() for directory in directories)
     for url in (endpoints.api_url, endpoints.proxy_api_url, endpoints.database_url, endpoints.redis_url):
-        assert _refuses(url)
-    assert _refuses(endpoints.proxied_database_url)
+        assert refuses(url)
+    assert refuses(endpoints.proxied_database_url)
     assert not ToxiproxyClient(endpoints.proxy_api_url).running()
 
 
@@ -296,9 +246,9 @@ def test_stack_up_prints_the_endpoints_and_stops_everything_on_sigterm() -> None
             process.wait()
     assert process.returncode == 0, rest
     assert "nothing left running" in rest
-    assert _eventually(lambda: not any(_alive(pid) for pid in children), within_s=15)
-    assert _refuses(api_url)
-    assert _refuses(proxy_url)
+    assert holds_within(lambda: not any(_alive(pid) for pid in children), within_s=15)
+    assert refuses(api_url)
+    assert refuses(proxy_url)
 
 
 def test_stack_up_refuses_a_taken_port() -> None:
