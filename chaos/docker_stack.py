@@ -35,8 +35,6 @@ import socket
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -51,7 +49,7 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
 from chaos import docker_images
-from chaos.servers import ServerError, free_port
+from chaos.servers import ServerError, answers_ok, free_port, log_tail
 from chaos.service_process import REPO_ROOT, generated_credentials
 from chaos.stack import DATABASE_NAME, DEPENDENCIES, Dependency, Progress, StackBackend, StackEndpoints, _live_stacks
 from chaos.toxiproxy_client import ToxiproxyClient
@@ -245,12 +243,8 @@ class DockerService:
     def wait_live(self, timeout: float = SERVICE_LIVE_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            with (
-                contextlib.suppress(OSError, urllib.error.URLError),
-                urllib.request.urlopen(f"{self.base_url}/health/live", timeout=1) as response,  # noqa: S310
-            ):
-                if response.status == 200:
-                    return
+            if answers_ok(f"{self.base_url}/health/live"):
+                return
             if not self.running:
                 raise ServerError(f"the service container exited:\n{self._container_log_tail()}")
             if time.monotonic() > deadline:
@@ -263,10 +257,7 @@ class DockerService:
         return self.log_tail(lines)
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
 
     def terminate(self) -> None:
         """SIGTERM to the service, as an orchestrator sends it: readiness drains, in-flight requests finish."""
@@ -525,12 +516,8 @@ class DockerStack(StackBackend):
         api_url = f"http://127.0.0.1:{self._ports[f'proxy:{PROXY_API_PORT}']}"
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
-            with (
-                contextlib.suppress(OSError, urllib.error.URLError),
-                urllib.request.urlopen(f"{api_url}/version", timeout=1) as response,  # noqa: S310
-            ):
-                if response.status == 200:
-                    return api_url
+            if answers_ok(f"{api_url}/version"):
+                return api_url
             if self._status("proxy") != "running" or time.monotonic() > deadline:
                 raise ServerError(f"the fault proxy container did not answer on {api_url}:\n{self._logs('proxy')}")
             time.sleep(0.1)

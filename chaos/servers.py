@@ -22,10 +22,13 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import weakref
 from pathlib import Path
-from types import TracebackType
 from typing import Self
+
+from chaos.lifecycle import Lifecycle
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
@@ -58,7 +61,18 @@ def postgres_bindir() -> Path:
     raise ServerError("PostgreSQL server binaries not found: install postgresql (initdb, postgres)")
 
 
-def _log_tail(path: Path, lines: int = 20) -> str:
+def answers_ok(url: str) -> bool:
+    """Whether a GET on `url` answers 200 within a second (a readiness poll: errors mean "not yet")."""
+    with (
+        contextlib.suppress(OSError, urllib.error.URLError),
+        urllib.request.urlopen(url, timeout=1) as response,  # noqa: S310 - loopback URLs the harness built
+    ):
+        return bool(response.status == 200)
+    return False
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a log file, for an error message; "(no log)" when there is none."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -80,7 +94,7 @@ def _alive(pid: int) -> bool:
     return stat is not None and stat[0] != "Z"
 
 
-class _Server:
+class _Server(Lifecycle):
     """A server process in its own process group, with a temporary directory it owns."""
 
     name = "server"
@@ -123,10 +137,10 @@ class _Server:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not self._is_ready():
             if self._process.poll() is not None:
-                raise ServerError(f"{self.name} exited with {self._process.returncode}:\n{_log_tail(self.log_path)}")
+                raise ServerError(f"{self.name} exited with {self._process.returncode}:\n{log_tail(self.log_path)}")
             if time.monotonic() > deadline:
                 self.kill()
-                raise ServerError(f"{self.name} not ready after {READY_TIMEOUT_S}s:\n{_log_tail(self.log_path)}")
+                raise ServerError(f"{self.name} not ready after {READY_TIMEOUT_S}s:\n{log_tail(self.log_path)}")
             time.sleep(0.02)
         return self
 
@@ -221,25 +235,13 @@ class _Server:
         self.stop()
         return self.start()
 
-    def cleanup(self) -> None:
+    def close(self) -> None:
         """Stop the server and delete its directory."""
         try:
             self.stop()
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
             _live_servers.discard(self)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.cleanup()
 
 
 class PostgresServer(_Server):
@@ -422,4 +424,4 @@ class RedisServer(_Server):
 def _stop_leftovers() -> None:
     for server in list(_live_servers):
         with contextlib.suppress(Exception):
-            server.cleanup()
+            server.close()

@@ -15,14 +15,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
-from chaos.servers import ServerError, free_port
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from chaos.lifecycle import Lifecycle
+from chaos.servers import ServerError, answers_ok, free_port, log_tail
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 30.0
@@ -47,7 +48,21 @@ def migrate(database_url: str, target: str = "head", *, direction: str = "upgrad
         raise ServerError(f"alembic {direction} {target} failed:\n{result.stderr[-2000:]}")
 
 
-class ServiceProcess:
+def alembic_scripts(code_root: Path = REPO_ROOT) -> ScriptDirectory:
+    """The migration history of a checkout (this one, or a release's worktree)."""
+    config = Config(str(code_root / "alembic.ini"))
+    config.set_main_option("script_location", str(code_root / "migrations"))
+    return ScriptDirectory.from_config(config)
+
+
+def head_revision(code_root: Path = REPO_ROOT) -> str:
+    head = alembic_scripts(code_root).get_current_head()
+    if head is None:
+        raise RuntimeError(f"{code_root} has no alembic head")
+    return head
+
+
+class ServiceProcess(Lifecycle):
     """`python -m service` on 127.0.0.1:<port> with the given environment; logs go to a file."""
 
     def __init__(
@@ -117,12 +132,8 @@ class ServiceProcess:
         while True:
             if self._process is not None and self._process.poll() is not None:
                 raise ServerError(f"the service exited with {self._process.returncode}:\n{self.log_tail()}")
-            with (
-                contextlib.suppress(OSError, urllib.error.URLError),
-                urllib.request.urlopen(f"{self.base_url}/health/live", timeout=1) as response,  # noqa: S310
-            ):
-                if response.status == 200:
-                    return
+            if answers_ok(f"{self.base_url}/health/live"):
+                return
             if time.monotonic() > deadline:
                 tail = self.log_tail()
                 self.stop()
@@ -146,10 +157,7 @@ class ServiceProcess:
             time.sleep(0.05)
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
 
     def terminate(self) -> None:
         """SIGTERM, as an orchestrator sends it: hypercorn drains in-flight requests, then exits."""
@@ -182,15 +190,3 @@ class ServiceProcess:
         self.stop()
         if self._own_log_dir:
             shutil.rmtree(self.log_path.parent, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

@@ -244,7 +244,7 @@ class LocalStack(StackBackend):
 
         self._step("postgres: initdb")
         postgres = PostgresServer()
-        self._resources.callback(postgres.cleanup)
+        self._resources.callback(postgres.close)
         self._servers["postgres"] = postgres
         postgres.start()
         database_url = postgres.create_database(DATABASE_NAME)
@@ -252,7 +252,7 @@ class LocalStack(StackBackend):
         migrate(database_url)
 
         redis = RedisServer()
-        self._resources.callback(redis.cleanup)
+        self._resources.callback(redis.close)
         self._servers["redis"] = redis
         redis.start()
         self._step(f"redis: up on 127.0.0.1:{redis.port}")

@@ -15,7 +15,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
 
@@ -23,6 +22,7 @@ import httpx
 import yaml
 
 from chaos.drills.traffic import DrillClock
+from chaos.lifecycle import Lifecycle
 from chaos.servers import ServerError, free_port
 
 RULES = Path(__file__).resolve().parents[2] / "service" / "alerts" / "events-api.rules.yml"
@@ -39,7 +39,7 @@ def prometheus_binary() -> str:
     return found
 
 
-class PrometheusServer:
+class PrometheusServer(Lifecycle):
     """A throwaway Prometheus scraping one service target every second."""
 
     def __init__(self, target_url: str, *, rules: Path = RULES) -> None:
@@ -89,7 +89,7 @@ class PrometheusServer:
                 if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
                     return self
             if time.monotonic() > deadline:
-                self.stop()
+                self.close()
                 raise ServerError("prometheus did not become ready")
             time.sleep(0.1)
 
@@ -105,7 +105,7 @@ class PrometheusServer:
         alerts: list[dict[str, object]] = response.json()["data"]["alerts"]
         return alerts
 
-    def stop(self) -> None:
+    def close(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:
@@ -114,18 +114,6 @@ class PrometheusServer:
                 self._process.kill()
                 self._process.wait()
         shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def _labels(alert: dict[str, object]) -> dict[str, str]:

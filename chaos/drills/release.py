@@ -18,13 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-
 from chaos.drills import probes
 from chaos.drills.engine import DrillContext
 from chaos.drills.model import INCIDENT_REQUIREMENTS, Drill, Mitigation, Observation, Probe
-from chaos.service_process import REPO_ROOT
+from chaos.service_process import REPO_ROOT, alembic_scripts, head_revision
 from chaos.stack import LocalStack, StackBackend
 
 CANDIDATE_APP = "service._release_candidate:app"
@@ -82,20 +79,6 @@ class Release:
     @property
     def schema_revision(self) -> str:
         return head_revision(self.code_root)
-
-
-def head_revision(code_root: Path) -> str:
-    scripts = ScriptDirectory.from_config(_alembic_config(code_root))
-    head = scripts.get_current_head()
-    if head is None:
-        raise RuntimeError(f"{code_root} has no alembic head")
-    return head
-
-
-def _alembic_config(code_root: Path) -> Config:
-    config = Config(str(code_root / "alembic.ini"))
-    config.set_main_option("script_location", str(code_root / "migrations"))
-    return config
 
 
 def alembic(code_root: Path, database_url: str, *args: str) -> None:
@@ -249,7 +232,7 @@ def runbook_rollback(ctx: DrillContext) -> None:
     if revision == previous.schema_revision:
         ctx.record(f"schema already at the previous release's revision {revision}")
         return
-    script = ScriptDirectory.from_config(_alembic_config(candidate.code_root)).get_revision(revision)
+    script = alembic_scripts(candidate.code_root).get_revision(revision)
     reversible = bool(getattr(script.module, "downgrade_reversible", False)) if script else False
     data_safe = bool(getattr(script.module, "downgrade_data_safe", False)) if script else False
     if reversible and data_safe:

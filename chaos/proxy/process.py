@@ -14,15 +14,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
+from chaos.lifecycle import Lifecycle
 from chaos.proxy.server import FaultProxyError
+from chaos.servers import log_tail
 
 START_TIMEOUT_S = 15.0
 
 
-class FaultProxyProcess:
+class FaultProxyProcess(Lifecycle):
     """The fault proxy CLI on 127.0.0.1 (any free port unless `listen` says otherwise)."""
 
     def __init__(self, listen: str = "127.0.0.1:0", *, extra_args: tuple[str, ...] = ()) -> None:
@@ -62,9 +63,7 @@ class FaultProxyProcess:
         return self._process.pid if self._process is not None and self._process.poll() is None else None
 
     def log_tail(self, lines: int = 20) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return "(no log)"
+        return log_tail(self.log_path, lines)
 
     def stop(self, timeout: float = 10.0) -> None:
         process = self._process
@@ -86,15 +85,3 @@ class FaultProxyProcess:
             path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self._directory.rmdir()
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

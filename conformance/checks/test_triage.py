@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from chaos.service_process import head_revision
 from conformance.target import Target
 
 requirement = pytest.mark.requirement
 needs_control = pytest.mark.needs_control
-REPO = Path(__file__).resolve().parents[2]
 
 
 @requirement("RB-TRIAGE-VERSION")
@@ -39,15 +35,7 @@ def test_ready_reports_the_schema_revision(target: Target) -> None:
         body = client.get("/health/ready").json()
     assert body["schema_revision"], "readiness names the database's alembic revision"
     if target.stack is not None:
-        head = subprocess.run(
-            [sys.executable, "-m", "alembic", "heads"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-            env={**os.environ, "DATABASE_URL": target.stack.database_url},
-        ).stdout.split()[0]
-        assert body["schema_revision"] == head
+        assert body["schema_revision"] == head_revision()
 
 
 @requirement("RB-TRIAGE-SCOPE")

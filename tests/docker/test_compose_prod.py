@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from chaos.servers import free_port
+from chaos.service_process import head_revision
 
 REPO = Path(__file__).resolve().parents[2]
 FILES = ["-f", "docker-compose.prod.yml", "-f", "chaos/images/compose.ci.yml"]
@@ -165,14 +166,7 @@ def test_every_service_is_healthy_and_the_migration_ran_once_to_success(deployed
     assert (migrate["Status"], migrate["ExitCode"]) == ("exited", 0)
     assert containers["api"]["Config"]["Image"] == containers["migrate"]["Config"]["Image"]
 
-    head = subprocess.run(
-        [sys.executable, "-m", "alembic", "heads"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "DATABASE_URL": "postgresql://unused:unused@127.0.0.1:1/unused"},
-    ).stdout.split()[0]
+    head = head_revision()
     stored = deployed.compose(
         "exec",
         "-T",
