@@ -173,20 +173,25 @@ def is_unavailable(error: BaseException) -> bool:
         sqlstate = getattr(current, "sqlstate", None)
         if isinstance(sqlstate, str) and sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES:
             return True
-        if isinstance(current, OSError | TimeoutError | asyncpg.ConnectionDoesNotExistError) or _closed(current):
+        if isinstance(current, OSError | TimeoutError | asyncpg.ConnectionDoesNotExistError) or _unusable(current):
             return True
         current = current.__cause__ or current.__context__
     return False
 
 
-def _closed(error: BaseException) -> bool:
-    """asyncpg's "connection is closed": the connection went away between taking it and using it."""
+def _unusable(error: BaseException) -> bool:
+    """asyncpg found the connection unusable before the statement reached the server: closed ("connection is
+    closed", it went away between taking it and using it), or left mid-operation by the failure of the one
+    before it (InternalClientError "cannot switch to state 12; another operation (2) is in progress", seen in
+    drills right after a database crash)."""
+    if isinstance(error, asyncpg.InternalClientError):
+        return True
     return isinstance(error, asyncpg.InterfaceError) and "connection is closed" in str(error)
 
 
 def _connection_lost(error: BaseException) -> bool:
     """The connection died under the statement (not a timeout, not the server refusing work)."""
-    return isinstance(error, asyncpg.ConnectionDoesNotExistError | ConnectionError) or _closed(error)
+    return isinstance(error, asyncpg.ConnectionDoesNotExistError | ConnectionError) or _unusable(error)
 
 
 def unavailable_error() -> ApiError:
