@@ -24,6 +24,7 @@ from service.health import Check, ReadinessProbe, check_database, check_redis
 from service.health import blueprint as health_blueprint
 from service.openapi import RunbookOpenAPIProvider
 from service.ratelimit import RateLimiter
+from service.redis_options import redis_client_options
 from service.settings import Settings
 from service.web import json_response
 
@@ -81,9 +82,7 @@ def create_app(settings: Settings) -> Quart:
         await database.open()
         health_engine = create_engine(settings, pool_size=1)
         redis = Redis.from_url(
-            settings.redis_url.get_secret_value(),
-            socket_timeout=settings.health_check_timeout_s,
-            socket_connect_timeout=settings.health_check_timeout_s,
+            settings.redis_url.get_secret_value(), **redis_client_options(settings.health_check_timeout_s)
         )
         checks: dict[str, Check] = {"database": partial(check_database, health_engine)}
         if settings.rate_limit_backend == "redis":

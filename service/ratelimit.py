@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from service import metrics
 from service.bounded import within
 from service.errors import ApiError
+from service.redis_options import redis_client_options
 from service.settings import Settings
 
 log = logging.getLogger("service.ratelimit")
@@ -72,8 +73,7 @@ class RateLimiter:
                 implementation="redispy",
                 wrap_exceptions=True,
                 key_prefix="events-api-rl",
-                socket_timeout=settings.rate_limit_redis_timeout_s,
-                socket_connect_timeout=settings.rate_limit_redis_timeout_s,
+                **redis_client_options(settings.rate_limit_redis_timeout_s),
             )
             self._redis = SlidingWindowCounterRateLimiter(self._redis_storage)
         self.using_redis = self._redis is not None

@@ -134,3 +134,25 @@ async def test_rate_limit_headers_are_documented(healthy_servers: Servers) -> No
         document = json.loads(await (await app.test_client().get("/openapi.json")).get_data(as_text=True))
     too_many = document["paths"]["/api/v1/events"]["get"]["responses"]["429"]
     assert {"Retry-After", "RateLimit", "RateLimit-Policy"} <= set(too_many["headers"])
+
+
+async def test_a_redis_restart_between_requests_is_not_mistaken_for_a_redis_failure(healthy_servers: Servers) -> None:
+    """After Redis restarts, every connection the service pooled is dead though Redis is up again. The first
+    readiness round and the first limited request must reconnect, not report Redis down (CI caught one
+    worker saying `redis down (ConnectionError)` right after a restart)."""
+    postgres, redis_server = healthy_servers
+    settings = settings_for(postgres, redis_server, health_cache_s=0, rate_limit_read="1000/minute")
+    principal = bearer(f"restart-{uuid.uuid4().hex[:8]}")
+    with captured_logs() as logs:
+        async with serving(settings) as app:
+            client = app.test_client()
+            assert (await client.get("/api/v1/events", headers=principal)).status_code == 200
+            assert (await ready_status(client))[0] == 200  # both Redis clients now hold a pooled connection
+            redis_server.restart()
+
+            status, body = await ready_status(client)
+            assert (status, body["failed_checks"], body["rate_limit_backend"]) == (200, [], "redis"), body
+            response = await bounded(client.get("/api/v1/events", headers=principal))
+            assert response.status_code == 200
+            assert (await ready_status(client))[1]["rate_limit_backend"] == "redis"
+    assert "switched to the in-process fallback" not in logs.getvalue()
