@@ -36,7 +36,7 @@ typecheck: setup ## mypy (strict)
 	$(BIN)/mypy
 
 pytest: setup ## the test suite against real PostgreSQL and Redis
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 test: lint typecheck pytest ## everything CI runs
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
+import redis
 
 from conformance.assertions import eventually, problem
 from conformance.target import Target
@@ -16,13 +18,19 @@ needs_control = pytest.mark.needs_control
 @requirement("RB-RL-REDIS")
 @needs_control
 def test_per_principal_limit_is_shared_by_all_workers_and_answered_with_429(target: Target) -> None:
+    subject = f"conformance-shared-{uuid.uuid4().hex[:8]}"
     with target.service_env({"RATE_LIMIT_READ": "5/minute"}):
-        reader = {"Authorization": f"Bearer {target.token(scopes='events:read')}"}
+        reader = {"Authorization": f"Bearer {target.token(scopes='events:read', sub=subject)}"}
         statuses = []
         for _ in range(7):
-            with target.client() as client:  # a new connection each time: the two workers take turns
+            with target.client() as client:  # a new connection each time, so either worker may answer
                 statuses.append(client.get("/api/v1/events", params={"limit": 1}, headers=reader).status_code)
         assert statuses == [200] * 5 + [429] * 2, "five allowed in total, whichever worker answered"
+        # Which worker took each connection is the kernel's choice, so all seven may have reached one worker,
+        # where process-local counters would pass too. The counters themselves must be in the stack's Redis.
+        assert _redis_keys_naming(target.controlled.redis_url, subject), (
+            f"no rate-limit counter for {subject!r} in Redis: limits are not kept where all workers share them"
+        )
         with target.client() as client:
             refused = client.get("/api/v1/events", headers=reader)
             other = client.get("/api/v1/events", headers={"Authorization": f"Bearer {target.token()}"})
@@ -32,6 +40,14 @@ def test_per_principal_limit_is_shared_by_all_workers_and_answered_with_429(targ
         assert refused.headers["ratelimit-policy"] == '"events-read";q=5;w=60'
         assert re.fullmatch(r'"events-read";r=0;t=\d+', refused.headers["ratelimit"])
         assert other.status_code == 200, "another principal has its own budget"
+
+
+def _redis_keys_naming(redis_url: str, text: str) -> list[bytes]:
+    client = redis.Redis.from_url(redis_url, socket_timeout=2)
+    try:
+        return list(client.scan_iter(match=f"*{text}*", count=1000))
+    finally:
+        client.close()
 
 
 def _ready_body(target: Target) -> tuple[int, dict[str, object]]:
