@@ -43,11 +43,8 @@ def test_per_principal_limit_is_shared_by_all_workers_and_answered_with_429(targ
 
 
 def _redis_keys_naming(redis_url: str, text: str) -> list[bytes]:
-    client = redis.Redis.from_url(redis_url, socket_timeout=2)
-    try:
+    with redis.Redis.from_url(redis_url, socket_timeout=2) as client:
         return list(client.scan_iter(match=f"*{text}*", count=1000))
-    finally:
-        client.close()
 
 
 def _ready_body(target: Target) -> tuple[int, dict[str, object]]:
