@@ -5,7 +5,9 @@
 #
 # BASE_IMAGE is any Debian-based image with CPython 3.11 and the venv module: the public python:3.11-slim, or
 # the stand-in scripts/prepare_docker.py builds from Debian's packages. The same image runs the one-shot
-# migration (`python -m alembic upgrade head`) and the fault proxy of the Docker stack (`python -m chaos.proxy`).
+# migration (`python -m alembic upgrade head`, then `python -m migrations.api_role`, which keeps the API's own
+# database URL in /var/lib/runbook/credentials: an empty directory of uid 10001, mode 0700, that a named volume
+# mounted there starts as) and the fault proxy of the Docker stack (`python -m chaos.proxy`).
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title=executable-runbook \
@@ -32,7 +34,8 @@ COPY chaos /tmp/build/chaos
 RUN pip install --quiet --no-deps --no-build-isolation /tmp/build \
     && rm -rf /tmp/build \
     && groupadd --system --gid 10001 app \
-    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
+    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app \
+    && install -d -o 10001 -g 10001 -m 0700 /var/lib/runbook/credentials
 
 # What `python -m service` and `python -m alembic` read from the working directory.
 WORKDIR /app

@@ -24,9 +24,13 @@ NEEDS_CONTROL_MARK = "needs_control"
 NOT_APPLICABLE = "not applicable to a remote target"
 
 
+FIGURE_PREFIX = "figure:"  # record_property("figure:<what>", value): a measured figure for the report
+
+
 @dataclass
 class RequirementOutcome:
     tests: dict[str, str] = field(default_factory=dict)  # test id → passed / failed / not applicable / skipped
+    figures: dict[str, object] = field(default_factory=dict)  # what its checks measured, by name
 
     @property
     def outcome(self) -> str:
@@ -151,8 +155,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         else:
             outcome = "failed"
         results = item.config.stash[_RESULTS]
+        figures = {
+            name.removeprefix(FIGURE_PREFIX): value
+            for name, value in item.user_properties
+            if isinstance(name, str) and name.startswith(FIGURE_PREFIX)
+        }
         for requirement_id in requirement_ids(item):
             results[requirement_id].tests[item.nodeid] = outcome
+            results[requirement_id].figures.update(figures)
     return report
 
 
@@ -174,6 +184,7 @@ def build_matrix(registry: Registry, results: Mapping[str, RequirementOutcome], 
                 "verified_by": list(requirement.verified_by),
                 "tests": result.tests,
                 "outcome": outcome,
+                "figures": result.figures,
             }
         )
     failed = [row["id"] for row in rows if row["outcome"] == "FAILED"]
@@ -195,7 +206,20 @@ def render_markdown(matrix: dict[str, Any]) -> str:
         outcome = f"**{row['outcome']}**" if row["outcome"] == "FAILED" else row["outcome"]
         lines.append(f"| {row['id']} | {statement} | {tests} | {outcome} |")
     lines += ["", f"Failed: {', '.join(matrix['failed']) or 'none'}", ""]
+    lines += _hostile_input_section(matrix)
     return "\n".join(lines)
+
+
+def _hostile_input_section(matrix: dict[str, Any]) -> list[str]:
+    """What the RB-SEC checks measured against this target: series counts, deadlines met, sizes."""
+    rows = [row for row in matrix["requirements"] if row["section"].startswith("Hostile input")]
+    if not rows:
+        return []
+    lines = ["## Hostile input", "", "| ID | Outcome | Measured |", "|---|---|---|"]
+    for row in rows:
+        measured = "<br>".join(f"{name}: {value}" for name, value in row.get("figures", {}).items()) or "—"
+        lines.append(f"| {row['id']} | {row['outcome']} | {measured} |")
+    return [*lines, ""]
 
 
 def _target_description(config: pytest.Config) -> str:
@@ -213,6 +237,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     width = max(len(row["id"]) for row in matrix["requirements"])
     for row in matrix["requirements"]:
         terminalreporter.write_line(f"{row['id']:<{width}}  {row['outcome']}")
+        for name, value in row["figures"].items():
+            terminalreporter.write_line(f"{'':<{width}}    {name}: {value}")
     if matrix["failed"]:
         terminalreporter.write_line(f"\nFAILED requirements: {', '.join(matrix['failed'])}", red=True, bold=True)
     report_dir = config.getoption("report_dir")

@@ -24,7 +24,8 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 # Settings the embedded stack starts with: the defaults, spelled out so that a check can roll a change out
 # and back; rate limits high enough that the suite's own traffic (Schemathesis included) is never throttled
-# by accident (checks that need a low limit set it themselves); a short drain so restarts are quick.
+# by accident (checks that need a low limit set it themselves); a short drain so restarts are quick; client
+# bounds low enough that the hostile-input checks (which read them from /health/live) run in seconds.
 EMBEDDED_SERVICE_ENV = {
     "MAX_REQUEST_BODY_BYTES": "1048576",
     "INGEST_MAX_BATCH_ITEMS": "1000",
@@ -38,6 +39,9 @@ EMBEDDED_SERVICE_ENV = {
     "RATE_LIMIT_ANONYMOUS": "100000/minute",
     "RATE_LIMIT_PROBE_INTERVAL_S": "0.25",
     "DRAIN_DELAY_S": "0.3",
+    "REQUEST_BODY_GRACE_S": "1.0",
+    "LIST_PAGE_MAX_BYTES": "262144",
+    "EVENT_ATTRIBUTES_MAX_BYTES": "16384",
 }
 
 
@@ -71,8 +75,13 @@ class Target:
         return jwt.encode({k: v for k, v in payload.items() if v is not None}, self.jwt_secret, algorithm="HS256")
 
     def run_script(self, script: str, *extra: str) -> subprocess.CompletedProcess[str]:
-        """One of the operator commands in scripts/ against this target, as an operator runs it."""
-        env = {**os.environ, **({"API_KEY": self.api_key} if self.api_key else {})}
+        """One of the operator commands in scripts/ against this target, as an operator runs it.
+
+        The key travels in the environment only (never on argv, where `ps` shows it), and it is this target's
+        key or none: an API_KEY of the suite's own environment is not passed on."""
+        env = {name: value for name, value in os.environ.items() if name != "API_KEY"}
+        if self.api_key:
+            env["API_KEY"] = self.api_key
         return subprocess.run(
             [sys.executable, str(SCRIPTS / script), "--base-url", self.base_url, *extra],
             capture_output=True,

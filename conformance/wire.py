@@ -75,3 +75,32 @@ def raw_post(
     status_line, *header_lines = head.decode(errors="replace").split("\r\n")
     parsed = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines)}
     return RawResponse(int(status_line.split()[1]), parsed, payload)
+
+
+def connect(base_url: str, *, timeout: float = 10.0) -> socket.socket:
+    """A plain TCP connection to the target, for requests written byte by byte."""
+    url = urlsplit(base_url)
+    return socket.create_connection((url.hostname or "127.0.0.1", url.port or 80), timeout=timeout)
+
+
+def read_until_closed(sock: socket.socket, within_s: float) -> bytes:
+    """Everything the server sends until it closes (or resets) the connection, waiting at most `within_s`
+    for each part; raises TimeoutError if the connection stays open and silent that long."""
+    data = b""
+    sock.settimeout(within_s)
+    try:
+        while received := sock.recv(65536):
+            data += received
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def status_of(data: bytes) -> int | None:
+    """The status of the HTTP/1.1 response at the start of `data`, if there is one."""
+    head = data.split(b"\r\n", 1)[0].split()
+    return int(head[1]) if len(head) >= 2 and head[0].startswith(b"HTTP/") and head[1].isdigit() else None
+
+
+def body_of(data: bytes) -> Any:
+    return json.loads(data.split(b"\r\n\r\n", 1)[1])

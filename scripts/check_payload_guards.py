@@ -1,6 +1,6 @@
 """Check the oversized-payload guards of a running deployment without writing data (RB-OPS-PAYLOAD-CHECK).
 
-    python scripts/check_payload_guards.py --base-url http://localhost:8000 [--api-key KEY]
+    python scripts/check_payload_guards.py --base-url http://localhost:8000 [--api-key-file PATH]
 
 The runbook's 운영 점검 asks to confirm that an oversized request gets `413 PAYLOAD_TOO_LARGE` and that the
 batch ingest limit blocks an over-limit list. This sends exactly those two requests:
@@ -11,19 +11,24 @@ batch ingest limit blocks an over-limit list. This sends exactly those two reque
 Nothing can be written even where a guard is missing: the oversized body is not JSON (a broken guard yields
 400), and every batch item carries a field the API rejects (a broken batch guard yields 422). The limits are
 read from /health/live (`limits`), or given with --max-body-bytes / --max-batch-items. The batch check needs
-an API key (the batch guard sits behind authentication). Exit 0 when both guards hold, 1 otherwise.
+an API key (the batch guard sits behind authentication). Exit 0 when both guards hold, 1 otherwise, 2 on bad
+usage.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import uuid
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from conformance.secret_options import add_secret_option, parse_without_echo, secret_epilog, secret_from
 
 
 @dataclass
@@ -80,7 +85,7 @@ def check_guards(
         if max_items is None:
             results.append(GuardResult("batch", None, "batch limit unknown: pass --max-batch-items"))
         elif not api_key:
-            results.append(GuardResult("batch", None, "needs an API key (--api-key or API_KEY)"))
+            results.append(GuardResult("batch", None, "needs an API key (API_KEY or --api-key-file)"))
         else:
             # `not_a_field` makes every item invalid, so a missing batch guard means 422, never a write.
             item = {
@@ -107,18 +112,24 @@ def check_guards(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        allow_abbrev=False,
+        epilog=secret_epilog("The API key", option="api-key", env="API_KEY"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--base-url", required=True, help="the deployment, e.g. http://localhost:8000")
-    parser.add_argument("--api-key", default=os.environ.get("API_KEY"), help="API key (default: $API_KEY)")
+    add_secret_option(parser, "the API key", option="api-key", env="API_KEY")
     parser.add_argument("--max-body-bytes", type=int, help="MAX_REQUEST_BODY_BYTES (default: from /health/live)")
     parser.add_argument("--max-batch-items", type=int, help="INGEST_MAX_BATCH_ITEMS (default: from /health/live)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
-    args = parser.parse_args(argv)
+    args = parse_without_echo(parser, argv)
+    api_key = secret_from(parser, args, option="api-key", env="API_KEY")
     try:
         results = check_guards(
             args.base_url.rstrip("/"),
-            api_key=args.api_key,
+            api_key=api_key,
             max_body=args.max_body_bytes,
             max_items=args.max_batch_items,
             timeout=args.timeout,

@@ -6,7 +6,7 @@
 Checks `/health/live` and `/health/ready`, then reports one status per impact scope of the runbook's triage
 (영향 범위: /api/*, auth, DB, Redis):
 
-  api       GET /api/v1/events?limit=1 with the API key (needs API_KEY or --api-key; else "unchecked")
+  api       GET /api/v1/events?limit=1 with the API key (needs $API_KEY or --api-key-file; else "unchecked")
   auth      a request without credentials is refused 401 with a challenge; the API key is accepted
   database  the readiness check `database`
   redis     the readiness check `redis` (or "not used" when the rate limiter keeps counters in memory)
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import uuid
@@ -29,6 +28,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
+
+from conformance.secret_options import add_secret_option, parse_without_echo, secret_epilog, secret_from
 
 OK, DEGRADED, FAIL, UNCHECKED, NOT_USED = "ok", "degraded", "fail", "unchecked", "not used"
 
@@ -127,7 +128,7 @@ def _check_auth(client: httpx.Client, *, api_key_accepted: bool) -> Check:
 
 def _check_api(client: httpx.Client, api_key: str | None, allow_degraded: bool) -> Check:
     if api_key is None:
-        return Check("api", UNCHECKED, "no API key (set API_KEY or --api-key)")
+        return Check("api", UNCHECKED, "no API key (set API_KEY or use --api-key-file)")
     response, ms, rid, error = _get(client, "/api/v1/events", params={"limit": 1}, headers={"X-API-Key": api_key})
     if response is None:
         return Check("api", FAIL, error or "no response", ms, rid)
@@ -144,16 +145,22 @@ def _check_api(client: httpx.Client, api_key: str | None, allow_degraded: bool) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        allow_abbrev=False,
+        epilog=secret_epilog("The API key", option="api-key", env="API_KEY"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--base-url", required=True, help="the deployment, e.g. http://localhost:8000")
     parser.add_argument("--allow-ready-degraded", action="store_true", help="accept readiness 503 `degraded`")
-    parser.add_argument("--api-key", default=os.environ.get("API_KEY"), help="API key (default: $API_KEY)")
+    add_secret_option(parser, "the API key", option="api-key", env="API_KEY")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request (default 5)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
-    args = parser.parse_args(argv)
+    args = parse_without_echo(parser, argv)
+    api_key = secret_from(parser, args, option="api-key", env="API_KEY")
 
     checks = run_checks(
-        args.base_url.rstrip("/"), api_key=args.api_key, timeout=args.timeout, allow_degraded=args.allow_ready_degraded
+        args.base_url.rstrip("/"), api_key=api_key, timeout=args.timeout, allow_degraded=args.allow_ready_degraded
     )
     by_name = {check.name: check for check in checks}
     healthy = by_name["live"].status == OK and all(check.status != FAIL for check in checks)

@@ -2,7 +2,11 @@
 
 The environment decides what it talks to: with DATABASE_URL / REDIS_URL set it uses those servers (and
 migrates only when asked with --migrate); without them it starts throwaway PostgreSQL and Redis servers on
-ephemeral loopback ports and migrates them. Missing API_KEY / JWT_SECRET are generated and printed.
+ephemeral loopback ports and migrates them. Missing API_KEY / JWT_SECRET are generated and printed once,
+as `export NAME=value` lines to paste into the shell where you run the sample commands.
+
+It never prints a secret it did not make itself: API_KEY, JWT_SECRET, DATABASE_URL and REDIS_URL from your
+environment stay out of its output, and the sample curl lines read the key from the shell ("$API_KEY").
 Everything it started is stopped on Ctrl-C.
 """
 
@@ -15,7 +19,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -43,12 +49,35 @@ EXAMPLE_EVENT = json.dumps(
 )
 
 
-def _curl_lines(base_url: str, api_key: str) -> str:
+def _curl_lines(base_url: str) -> str:
+    """Sample commands; the key is the shell's `$API_KEY`, never the value (it may be the operator's own)."""
     return f"""
   curl -s {base_url}/health/ready
-  curl -s -X POST {base_url}/api/v1/events -H 'X-API-Key: {api_key}' -H 'Content-Type: application/json' \\
+  curl -s -X POST {base_url}/api/v1/events -H "X-API-Key: $API_KEY" -H 'Content-Type: application/json' \\
        -d '{EXAMPLE_EVENT}'
-  curl -s '{base_url}/api/v1/events?source=checkout' -H 'X-API-Key: {api_key}'"""
+  curl -s '{base_url}/api/v1/events?source=checkout' -H "X-API-Key: $API_KEY"
+"""
+
+
+def _redactor(env: dict[str, str]) -> Callable[[str], str]:
+    """Removes every secret the service was given (the operator's and ours) from text shown on failure."""
+    values: set[str] = set()
+    for name, value in {**os.environ, **env}.items():
+        if name in ("API_KEY", "JWT_SECRET") and value:
+            values.add(value)
+        elif name in ("DATABASE_URL", "REDIS_URL") and value:
+            values.add(value)
+            password = urlsplit(value).password if "@" in value else None
+            if password:
+                values.add(password)
+    ordered = sorted((value for value in values if len(value) >= 4), key=len, reverse=True)
+
+    def redact(text: str) -> str:
+        for value in ordered:
+            text = text.replace(value, "***")
+        return text
+
+    return redact
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 database_url = postgres.create_database("events")
                 migrate(database_url)
                 print(f"database: embedded PostgreSQL on 127.0.0.1:{postgres.port}, migrated to head")
-                print(f"  DATABASE_URL={database_url}")
+                print(f"  export DATABASE_URL={database_url}")
             env["DATABASE_URL"] = database_url
             redis_url = os.environ.get("REDIS_URL")
             if redis_url:
@@ -75,15 +104,17 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 redis = stack.enter_context(RedisServer())
                 redis_url = redis.url()
-                print(f"redis: embedded Redis on 127.0.0.1:{redis.port}\n  REDIS_URL={redis_url}")
+                print(f"redis: embedded Redis on 127.0.0.1:{redis.port}\n  export REDIS_URL={redis_url}")
             env["REDIS_URL"] = redis_url
             generated = {name: value for name, value in generated_credentials().items() if not os.environ.get(name)}
+            if generated:
+                print("generated (shown only this once; paste into the shell where you run the samples):")
             for name, value in generated.items():
                 env[name] = value
-                print(f"generated {name}={value}")
+                print(f"  export {name}={value}")
             service = stack.enter_context(ServiceProcess(env, port=args.port or None, workers=args.workers))
         except ServerError as error:
-            print(f"could not start: {error}", file=sys.stderr)
+            print(f"could not start: {_redactor(env)(str(error))}", file=sys.stderr)
             return 1
         api_key = env.get("API_KEY") or os.environ["API_KEY"]
         print(f"\nAPI on {service.base_url} (logs: {service.log_path})")
@@ -100,14 +131,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1 if failed else 0
 
-        print("Try:" + _curl_lines(service.base_url, api_key))
+        if "API_KEY" not in generated:
+            print("(the samples use $API_KEY: the key you set in your environment)")
+        print("Try:" + _curl_lines(service.base_url))
         print("\nCtrl-C stops the API and everything started for it.")
         stopping = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stopping.set())
         while not stopping.wait(0.5):
             if not service.running:
-                print(f"the service exited:\n{service.log_tail()}", file=sys.stderr)
+                print(f"the service exited:\n{_redactor(env)(service.log_tail())}", file=sys.stderr)
                 return 1
         print("stopping...")
     return 0

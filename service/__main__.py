@@ -84,12 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     # Hand hypercorn our logger so its lines go through the JSON formatter instead of its own handler.
     config.errorlog = logging.getLogger("hypercorn.error")
     config.accesslog = None
+    # hypercorn's idle timer runs from connect (or the previous response) until a request's headers are
+    # complete, so it is also the deadline for trickled headers (service/bounds.py).
+    config.keep_alive_timeout = settings.request_header_timeout_s
     if args.bind:
         config.bind = args.bind
     if args.workers is not None:
         config.workers = args.workers
     _prepare_multiprocess_metrics(config.workers)
-    return serve(config, drain_delay_s=settings.drain_delay_s)
+    return serve(config, drain_delay_s=settings.drain_delay_s, unsent_data_timeout_s=settings.response_send_timeout_s)
 
 
 if __name__ == "__main__":

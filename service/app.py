@@ -17,8 +17,9 @@ from service import lifecycle, metrics
 from service.auth import AuthConfig, public
 from service.context import UNMATCHED_ROUTE, current_request
 from service.db import Database, create_engine
-from service.edge import EdgeMiddleware
+from service.edge import EdgeLimits, EdgeMiddleware
 from service.errors import register_error_handlers
+from service.events.cursor import CursorCodec
 from service.events.routes import blueprint as events_blueprint
 from service.health import Check, ReadinessProbe, check_database, check_redis
 from service.health import blueprint as health_blueprint
@@ -38,6 +39,7 @@ def create_app(settings: Settings) -> Quart:
         SETTINGS=settings,
         STARTED_AT=datetime.now(UTC),
         MAX_CONTENT_LENGTH=settings.max_request_body_bytes,  # second line behind the edge guard
+        CURSORS=CursorCodec(settings.jwt_secret.get_secret_value()),
         AUTH=AuthConfig(
             api_key=settings.api_key.get_secret_value().encode(),
             jwt_secret=settings.jwt_secret.get_secret_value(),
@@ -137,7 +139,13 @@ def create_app(settings: Settings) -> Quart:
     app.asgi_app = EdgeMiddleware(  # type: ignore[method-assign]
         app.asgi_app,
         version=settings.app_version,
-        max_body_bytes=settings.max_request_body_bytes,
+        limits=EdgeLimits(
+            max_body_bytes=settings.max_request_body_bytes,
+            body_timeout_s=settings.request_body_timeout_s,
+            body_min_rate_bps=settings.request_body_min_rate_bps,
+            body_grace_s=settings.request_body_grace_s,
+            send_timeout_s=settings.response_send_timeout_s,
+        ),
         route_of=route_of,
     )
     return app

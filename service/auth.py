@@ -8,6 +8,7 @@ fails when a route carries neither mark, so an unprotected route cannot slip in.
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -17,8 +18,11 @@ from typing import Any, Final, ParamSpec, TypeVar
 import jwt
 from quart import current_app, g, request
 
+from service.bounds import MAX_SUBJECT_CHARS
 from service.context import current_request
 from service.errors import ApiError
+
+log = logging.getLogger("service.auth")
 
 READ: Final = "events:read"
 WRITE: Final = "events:write"
@@ -73,7 +77,14 @@ def _is_trusted(address: str, trusted_proxies: tuple[IPv4Network | IPv6Network, 
     return any(ip in network for network in trusted_proxies)
 
 
-def _unauthenticated(detail: str, *, token_error: bool) -> ApiError:
+INVALID_CREDENTIALS: Final = "The credentials are not valid."
+
+
+def _unauthenticated(detail: str, *, token_error: bool, reason: str | None = None) -> ApiError:
+    """401 with a challenge. The body says only what the client can act on; why a credential was refused
+    (which check failed, PyJWT's own words) goes to the log, with the request id, for the operator."""
+    if reason is not None:
+        log.info("credentials refused", extra={"reason": reason})
     challenge = f'Bearer realm="{REALM}"'
     if token_error:
         challenge += ', error="invalid_token"'
@@ -94,7 +105,7 @@ def authenticate(config: AuthConfig, api_key: str | None, authorization: str | N
     if api_key is not None:
         if hmac.compare_digest(api_key.encode(), config.api_key):
             return Principal(id="api-key", scopes=ALL_SCOPES)
-        raise _unauthenticated("The X-API-Key is not valid.", token_error=False)
+        raise _unauthenticated(INVALID_CREDENTIALS, token_error=False, reason="X-API-Key does not match API_KEY")
     if authorization is None:
         raise _unauthenticated("Send X-API-Key or Authorization: Bearer <JWT>.", token_error=False)
     scheme, _, token = authorization.partition(" ")
@@ -109,13 +120,13 @@ def authenticate(config: AuthConfig, api_key: str | None, authorization: str | N
             audience=config.jwt_audience,
             options={"require": ["exp", "sub"], "verify_aud": config.jwt_audience is not None},
         )
-    except jwt.ExpiredSignatureError:
-        raise _unauthenticated("The token has expired.", token_error=True) from None
-    except jwt.InvalidTokenError as error:
-        raise _unauthenticated(f"The token is not valid: {error}.", token_error=True) from None
+    except jwt.InvalidTokenError as error:  # expired, bad signature, wrong issuer or audience, malformed
+        reason = f"{type(error).__name__}: {error}"
+        raise _unauthenticated(INVALID_CREDENTIALS, token_error=True, reason=reason) from None
     subject = claims["sub"]
-    if not isinstance(subject, str) or not subject:
-        raise _unauthenticated("The token's `sub` must be a non-empty string.", token_error=True)
+    if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT_CHARS:
+        reason = f"`sub` must be a string of 1 to {MAX_SUBJECT_CHARS} characters"
+        raise _unauthenticated(INVALID_CREDENTIALS, token_error=True, reason=reason)
     return Principal(id=f"jwt:{subject}", scopes=_scopes_from_claims(claims))
 
 

@@ -36,6 +36,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
+    Integer,
     MetaData,
     Table,
     Text,
@@ -71,7 +72,10 @@ events = Table(
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("attributes", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("written_by", Text, nullable=True),  # the principal that stored it (NULL before revision 0003)
+    Column("attributes_size", Integer, nullable=True),  # bytes of compact JSON (NULL before revision 0003)
     CheckConstraint("char_length(source) BETWEEN 1 AND 128", name="ck_events_source_length"),
+    CheckConstraint("attributes_size >= 0", name="ck_events_attributes_size"),
     CheckConstraint("char_length(type) BETWEEN 1 AND 128", name="ck_events_type_length"),
     # Each list/stats query filters by at most one of source/type and a time range, newest first.
     Index("ix_events_occurred_at_id", "occurred_at", "id"),

@@ -37,13 +37,14 @@ blueprint = Blueprint("health", __name__)
 
 
 class LiveStatus(BaseModel):
-    """The process is running; which release, since when, and the guard limits in force."""
+    """The process is running; which release, since when, the guard limits and the client bounds in force."""
 
     status: Literal["alive"]
     version: str
     started_at: datetime
     uptime_s: float
     limits: dict[str, int]
+    bounds: dict[str, float]
 
 
 class CheckStatus(BaseModel):
@@ -165,6 +166,7 @@ async def live() -> Response:
             "started_at": started_at,
             "uptime_s": round((datetime.now(UTC) - started_at).total_seconds(), 3),
             "limits": settings.effective_limits(),
+            "bounds": settings.effective_bounds(),
         }
     )
 

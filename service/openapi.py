@@ -18,6 +18,7 @@ from quart_schema import OpenAPIProvider
 from werkzeug.routing import Rule
 
 from service.auth import ALL_SCOPES, route_auth_policy
+from service.events.schemas import attribute_value_schemas, attributes_schema
 
 PROBLEMS_ATTRIBUTE: Final = "_problem_statuses"
 EXTRA_RESPONSES_ATTRIBUTE: Final = "_extra_responses"
@@ -97,8 +98,20 @@ class RunbookOpenAPIProvider(OpenAPIProvider):
     @cached_property
     def _document(self) -> dict[str, Any]:
         document = super().schema()
-        document["components"]["schemas"]["Problem"] = PROBLEM_SCHEMA
+        schemas = document["components"]["schemas"]
+        schemas["Problem"] = PROBLEM_SCHEMA
+        # `attributes` as the service validates it (pydantic only says "an object").
+        schemas.update(attribute_value_schemas())
+        if "EventIn" in schemas:
+            schemas["EventIn"]["properties"]["attributes"].update(attributes_schema())
+        if "EventBatchIn" in schemas:  # the limit in force, so a client can size its batches from the document
+            limit = self._app.config["SETTINGS"].ingest_max_batch_items
+            schemas["EventBatchIn"]["properties"]["items"]["maxItems"] = limit
         return document
+
+    def build_request_body(self, model: Any, source: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        body, components = super().build_request_body(model, source)
+        return {**body, "required": True}, components  # every documented body is required
 
     def schema(self) -> dict[str, Any]:
         # Routes never change after start-up, so the document is built once.

@@ -106,19 +106,21 @@ class RateLimiter:
         metrics.RATE_LIMIT_BACKEND_CHANGES.labels("redis").inc()
         log.warning("rate limiting is back on Redis", extra={"rate_limit_backend": "redis"})
 
-    async def _hit(self, item: RateLimitItem, identity: str) -> bool:
+    async def _hit(self, policy: Policy, identity: str) -> bool:
+        # The policy's name is part of the key: `limits` builds keys from the rate and the identifiers, so
+        # two policies with the same rate would otherwise count in one bucket.
         if self.using_redis and self._redis is not None:
             try:
-                return await within(self._timeout_s, self._redis.hit(item, identity))
+                return await within(self._timeout_s, self._redis.hit(policy.item, policy.name, identity))
             except _REDIS_FAILURES as error:
                 self.fall_back(type(error).__name__)
-        return await self._memory.hit(item, identity)
+        return await self._memory.hit(policy.item, policy.name, identity)
 
     async def _seconds_to_reset(self, policy: Policy, identity: str) -> tuple[int, int]:
         """(remaining, seconds until the window lets a request through again)."""
         limiter = self._redis if self.using_redis and self._redis is not None else self._memory
         try:
-            stats = await within(self._timeout_s, limiter.get_window_stats(policy.item, identity))
+            stats = await within(self._timeout_s, limiter.get_window_stats(policy.item, policy.name, identity))
         except _REDIS_FAILURES:
             return 0, policy.window_s
         return stats.remaining, max(1, math.ceil(stats.reset_time - time.time()))
@@ -126,7 +128,7 @@ class RateLimiter:
     async def check(self, policy_name: PolicyName, identity: str) -> None:
         """Count this request; 429 RATE_LIMITED with Retry-After and RateLimit headers when over."""
         policy = self.policies[policy_name]
-        if await self._hit(policy.item, identity):
+        if await self._hit(policy, identity):
             return
         metrics.RATE_LIMITED.labels(policy.name).inc()
         remaining, reset_s = await self._seconds_to_reset(policy, identity)

@@ -6,14 +6,17 @@ names the variable and the rule it broke, never the value it was given.
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import PackageNotFoundError, version
 from ipaddress import IPv4Network, IPv6Network, ip_network
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from limits import parse_many
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.bounds import EVENT_OVERHEAD_BYTES, PAGE_ENVELOPE_BYTES
 
 MIN_JWT_SECRET_BYTES = 32
 MIN_API_KEY_CHARS = 16
@@ -110,7 +113,48 @@ class Settings(BaseSettings):
         ge=0,
         description="After SIGTERM: readiness says `draining` this long before the listener closes.",
     )
+    # -- bounds against hostile or broken clients (README: Bounds) ------------------------------------
+    request_header_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="A connection's request headers must be complete this long after it opened (or after "
+        "the previous response); else it is closed. Also the keep-alive idle time (hypercorn's "
+        "keep_alive_timeout).",
+    )
+    request_body_timeout_s: float = Field(
+        default=30.0, gt=0, description="A whole request body must arrive within this long; else 408."
+    )
+    request_body_min_rate_bps: int = Field(
+        default=4096,
+        ge=1,
+        description="A body must keep an average upload rate of at least this many bytes/s (after the grace "
+        "period); else 408.",
+    )
+    request_body_grace_s: float = Field(
+        default=5.0, gt=0, description="How far (seconds) a body may fall behind REQUEST_BODY_MIN_RATE_BPS."
+    )
+    response_send_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A response must be taken by the client within this long; else the connection is closed.",
+    )
+    list_page_max_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=65536,
+        description="Largest list page (bytes of JSON); a page ends early with `next_cursor` to continue.",
+    )
+    event_attributes_max_bytes: int = Field(
+        default=65536,
+        ge=1024,
+        description="Largest `attributes` of one event (bytes of compact JSON); larger → 422.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+
+    @field_validator("jwt_issuer", "jwt_audience", mode="before")
+    @classmethod
+    def _empty_means_not_set(cls, value: object) -> object:
+        # compose passes an unset optional variable as "" (`${JWT_ISSUER:-}`); "" enforced would refuse every token
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -163,6 +207,16 @@ class Settings(BaseSettings):
             raise ValueError("must name a host and a database")
         return value
 
+    @model_validator(mode="after")
+    def _a_page_holds_two_events(self) -> Settings:
+        smallest = 2 * (self.event_attributes_max_bytes + EVENT_OVERHEAD_BYTES) + PAGE_ENVELOPE_BYTES
+        if self.list_page_max_bytes < smallest:
+            raise ValueError(
+                f"LIST_PAGE_MAX_BYTES must be at least {smallest} for EVENT_ATTRIBUTES_MAX_BYTES="
+                f"{self.event_attributes_max_bytes} (a page holds at least two of the largest events)"
+            )
+        return self
+
     @property
     def sqlalchemy_database_url(self) -> str:
         """The same URL with the driver SQLAlchemy needs."""
@@ -196,6 +250,19 @@ class Settings(BaseSettings):
     def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
         return [ip_network(part.strip(), strict=False) for part in self.trusted_proxies.split(",") if part.strip()]
 
+    def effective_bounds(self) -> dict[str, float]:
+        """The bounds against hostile or broken clients in force (service/bounds.py), shown in /health/live so
+        that a remote conformance run checks a deployment against its own values."""
+        return {
+            "request_header_timeout_s": self.request_header_timeout_s,
+            "request_body_timeout_s": self.request_body_timeout_s,
+            "request_body_min_rate_bps": self.request_body_min_rate_bps,
+            "request_body_grace_s": self.request_body_grace_s,
+            "response_send_timeout_s": self.response_send_timeout_s,
+            "list_page_max_bytes": self.list_page_max_bytes,
+            "event_attributes_max_bytes": self.event_attributes_max_bytes,
+        }
+
     def effective_limits(self) -> dict[str, int]:
         """The guard limits in force, shown to operators so a limit rollout can be verified."""
         return {
@@ -205,13 +272,36 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    """Read the environment, or raise ConfigError that names each bad variable without echoing values."""
-    try:
-        return Settings()  # required fields come from the environment
-    except ValidationError as error:
-        problems = []
-        for item in error.errors(include_input=False, include_url=False):
-            name = ".".join(str(part) for part in item["loc"]).upper()
-            message = "is required" if item["type"] == "missing" else item["msg"].removeprefix("Value error, ")
-            problems.append(f"  {name}: {message}")
-        raise ConfigError("refusing to start, the environment is not valid:\n" + "\n".join(problems)) from None
+    """Read the environment, or raise ConfigError that names each bad variable without echoing values.
+
+    The secrets DATABASE_URL, REDIS_URL, API_KEY and JWT_SECRET may come from a file instead, named by
+    `<NAME>_FILE` (Docker/Kubernetes secrets; the compose file's credentials volume): the file's content without
+    its trailing newline. Setting both `<NAME>` and `<NAME>_FILE` is refused; an empty variable counts as unset.
+    """
+    environ = {name.upper(): value for name, value in os.environ.items()}
+    from_files: dict[str, Any] = {}
+    problems = []
+    for name in ("DATABASE_URL", "REDIS_URL", "API_KEY", "JWT_SECRET"):
+        path = environ.get(f"{name}_FILE", "")
+        if not path:
+            continue
+        if environ.get(name, ""):
+            problems.append(f"  {name}: both {name} and {name}_FILE are set; set only one of them")
+            continue
+        try:
+            with open(path, encoding="utf-8") as file:
+                from_files[name.lower()] = file.read().rstrip("\r\n")
+        except UnicodeDecodeError:
+            problems.append(f"  {name}_FILE: cannot read {path}: not UTF-8 text")
+        except OSError as error:
+            problems.append(f"  {name}_FILE: cannot read {path}: {error.strerror or type(error).__name__}")
+    if not problems:
+        try:
+            return Settings(**from_files)  # the rest (and required fields not from files) from the environment
+        except ValidationError as error:
+            for item in error.errors(include_input=False, include_url=False):
+                field = ".".join(str(part) for part in item["loc"])
+                name = field.upper() + (f" (from {field.upper()}_FILE)" if field in from_files else "")
+                message = "is required" if item["type"] == "missing" else item["msg"].removeprefix("Value error, ")
+                problems.append(f"  {name}: {message}" if name else f"  {message}")
+    raise ConfigError("refusing to start, the environment is not valid:\n" + "\n".join(problems))

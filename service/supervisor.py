@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import socket
 import time
 from multiprocessing import get_context
 from multiprocessing.connection import wait
@@ -53,11 +54,26 @@ def _mark_dead(pid: int | None) -> None:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
-def serve(config: Config, *, drain_delay_s: float) -> int:
+def _bound_unsent_data(sockets: Sockets, seconds: float) -> None:
+    """A client that stops reading (zero receive window) or vanishes must not keep a connection and its send
+    buffer forever: with TCP_USER_TIMEOUT the kernel closes a connection whose sent data stays unacknowledged,
+    or unsent for want of window, this long (accepted connections inherit it from the listener). The edge's
+    own bound on a response only stops waiting; closing the transport would still flush to such a client."""
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if option is None:  # not Linux
+        return
+    for sock in sockets.insecure_sockets + sockets.secure_sockets:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, option, int(seconds * 1000))
+
+
+def serve(config: Config, *, drain_delay_s: float, unsent_data_timeout_s: float | None = None) -> int:
     """Serve until told to stop; return the exit status (non-zero when a worker failed)."""
     if config.worker_class not in {"asyncio", "uvloop"}:
         raise ValueError(f"unsupported worker_class {config.worker_class!r} (use asyncio or uvloop)")
     sockets = config.create_sockets()
+    if unsent_data_timeout_s is not None:
+        _bound_unsent_data(sockets, unsent_data_timeout_s)
     context = get_context("spawn")
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -10,6 +10,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from quart import Response, request
 
+from service.bounds import MAX_LISTED_ERRORS
 from service.errors import ApiError, validation_errors
 
 M = TypeVar("M", bound=BaseModel)
@@ -45,7 +46,12 @@ def json_response_with_raw(body: dict[str, Any], name: str, raw_json: str, statu
 
 
 def invalid(errors: list[dict[str, Any]], detail: str = "The request is not valid.") -> ApiError:
-    return ApiError(422, "VALIDATION_FAILED", detail, extra={"errors": errors})
+    """422 listing what is wrong: at most MAX_LISTED_ERRORS entries (a batch of 1,000 bad events would
+    otherwise answer with thousands), with the total."""
+    extra: dict[str, Any] = {"errors": errors[:MAX_LISTED_ERRORS]}
+    if len(errors) > MAX_LISTED_ERRORS:
+        extra["errors_total"] = len(errors)
+    return ApiError(422, "VALIDATION_FAILED", detail, extra=extra)
 
 
 def parse_query(model: type[M]) -> M:

@@ -205,7 +205,8 @@ def health_alone_passes() -> Probe:
 
 # -- the runbook's rollback order ------------------------------------------------------------------------------
 def runbook_rollback(ctx: DrillContext) -> None:
-    """설정 롤백 first; otherwise the previous release redeployed, then `alembic downgrade -1` if data-safe."""
+    """설정 롤백 first; otherwise the previous release redeployed, then `alembic downgrade -1` if data-safe
+    (run as its explicit form, and only if the revision is still the one whose declaration was read)."""
     previous: Release = ctx.state["previous"]
     candidate: Release = ctx.state["candidate"]
     changed = {k for k in set(previous.env) | set(candidate.env) if previous.env.get(k) != candidate.env.get(k)}
@@ -235,15 +236,32 @@ def runbook_rollback(ctx: DrillContext) -> None:
     script = alembic_scripts(candidate.code_root).get_revision(revision)
     reversible = bool(getattr(script.module, "downgrade_reversible", False)) if script else False
     data_safe = bool(getattr(script.module, "downgrade_data_safe", False)) if script else False
-    if reversible and data_safe:
-        alembic(candidate.code_root, stack.database_url, "downgrade", "-1")
-        now_at = database_revision(previous.code_root, stack.database_url)
-        ctx.record(f"`python -m alembic downgrade -1`: {revision} → {now_at} (declared reversible and data-safe)")
+    down_revision = script.down_revision if script else None
+    if reversible and data_safe and isinstance(down_revision, str):
+        now_at = schema_downgrade(candidate.code_root, stack.database_url, checked=revision, target=down_revision)
+        ctx.record(
+            f"`python -m alembic downgrade -1`, run as its explicit form `alembic downgrade {down_revision}` after "
+            f"re-reading the revision: {revision} → {now_at} (declared reversible and data-safe)"
+        )
     else:
         ctx.record(
             f"schema left at {revision}: its downgrade is not declared data-safe (the previous release "
             "runs on it; expand-only change)"
         )
+
+
+def schema_downgrade(code_root: Path, database_url: str, *, checked: str, target: str) -> str:
+    """`alembic downgrade <target>`: the explicit form of `downgrade -1` from `checked`, the revision whose
+    declaration was read. The revision is read again right before; if it changed meanwhile, `downgrade -1`
+    would undo a revision nobody checked, so nothing is run."""
+    now = database_revision(code_root, database_url)
+    if now != checked:
+        raise RuntimeError(
+            f"schema rollback refused: the database's revision changed since its declaration was checked "
+            f"({checked} checked, now {now or 'none'}); nothing was downgraded"
+        )
+    alembic(code_root, database_url, "downgrade", target)
+    return database_revision(code_root, database_url)
 
 
 def restore_stack(ctx: DrillContext) -> None:

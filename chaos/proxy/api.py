@@ -40,13 +40,20 @@ def _json(status: int, payload: Any) -> Response:
     return Response(status, json.dumps(payload).encode())
 
 
+def _no_constants(name: str) -> Any:
+    # Python's json takes NaN, Infinity and -Infinity; JSON (and Go's decoder, so Toxiproxy) does not.
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def _body(request: Request) -> Any:
     if not request.body.strip():
         raise BAD_REQUEST_BODY.joined("EOF")
     try:
-        return json.loads(request.body)
-    except (ValueError, UnicodeDecodeError) as error:
+        return json.loads(request.body, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise BAD_REQUEST_BODY.joined(str(error)) from None
+    except RecursionError:  # "[[[[..." deeper than Python's stack; Go's decoder refuses it too (depth 10000)
+        raise BAD_REQUEST_BODY.joined("JSON nested too deeply") from None
 
 
 class ToxiproxyApi:

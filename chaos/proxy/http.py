@@ -2,6 +2,12 @@
 
 The API is a handful of JSON calls from test code and drills; a dependency-free server keeps the fault
 proxy importable anywhere the project is, with bounded header and body sizes and idle timeouts.
+
+Framing is parsed strictly, in ASCII: Content-Length is 1-19 digits `[0-9]`, a chunk size 1-16 hex digits
+(no sign, `0x`, `_`, or the Unicode digits Python's int() and str.isdigit() accept), each chunk ends in CRLF,
+and lines are bounded. Every request that cannot be parsed gets an answer in Toxiproxy's error shape,
+`{"error": ..., "status": N}` (400, 408, 413 or 431), and the connection is closed: never a silent drop.
+A handler that raises (a bug) answers 500 the same way.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -18,8 +25,17 @@ log = logging.getLogger("chaos.proxy.api")
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 1024 * 1024
+MAX_CHUNK_LINE_BYTES = 1024  # a chunk-size line, extensions included
 IDLE_TIMEOUT_S = 60.0
 READ_TIMEOUT_S = 15.0
+# After a refusal, input still arriving is read and dropped for up to this long (and this much) before the
+# close: closing a socket with unread input sends an RST, which can destroy the answer before it is read.
+LINGER_S = 2.0
+MAX_LINGER_BYTES = 4 * 1024 * 1024
+
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r\n")
+_OWS = " \t"  # HTTP's optional whitespace; str.strip() would also take NBSP and other Unicode spaces
 
 
 @dataclass
@@ -47,25 +63,40 @@ class BadRequest(Exception):
         self.status = status
 
 
+async def _read_line(reader: asyncio.StreamReader, limit: int, status: int, what: str) -> bytes:
+    """One CRLF-ended line of at most `limit` bytes; longer is `status` (the stream's own limit too)."""
+    try:
+        line = await reader.readuntil(b"\r\n")
+    except (asyncio.LimitOverrunError, ValueError):
+        raise BadRequest(status, f"{what} too long") from None
+    if len(line) > limit:
+        raise BadRequest(status, f"{what} too long")
+    return line
+
+
 async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
     if "chunked" in headers.get("transfer-encoding", "").lower():
         body = bytearray()
         while True:
-            size_line = await reader.readuntil(b"\r\n")
-            try:
-                size = int(size_line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise BadRequest(400, "malformed chunk size") from None
+            size_line = await _read_line(reader, MAX_CHUNK_LINE_BYTES, 400, "chunk size line")
+            match = _CHUNK_SIZE.fullmatch(size_line)
+            if match is None:
+                raise BadRequest(400, "malformed chunk size")
+            size = int(match.group(1), 16)
             if size == 0:
-                while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers, ignored
-                    pass
+                trailers = 0
+                while (line := await _read_line(reader, MAX_HEADER_BYTES, 431, "trailer line")) != b"\r\n":
+                    trailers += len(line)  # ignored, but bounded like the header
+                    if trailers > MAX_HEADER_BYTES:
+                        raise BadRequest(431, "request trailer fields too large")
                 return bytes(body)
             if len(body) + size > MAX_BODY_BYTES:
                 raise BadRequest(413, "request body too large")
             body += await reader.readexactly(size)
-            await reader.readexactly(2)
+            if await reader.readexactly(2) != b"\r\n":
+                raise BadRequest(400, "malformed chunk: data not followed by CRLF")
     length_text = headers.get("content-length", "0")
-    if not length_text.isdigit():
+    if _CONTENT_LENGTH.fullmatch(length_text) is None:
         raise BadRequest(400, "bad Content-Length")
     length = int(length_text)
     if length > MAX_BODY_BYTES:
@@ -81,7 +112,7 @@ async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         if not error.partial.strip():
             return None
         raise BadRequest(400, "incomplete request") from None
-    except asyncio.LimitOverrunError:
+    except (asyncio.LimitOverrunError, ValueError):
         raise BadRequest(431, "request header fields too large") from None
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ")
@@ -95,10 +126,15 @@ async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         name, separator, value = line.partition(":")
         if not separator:
             raise BadRequest(400, "malformed header line")
-        headers[name.strip().lower()] = value.strip()
+        headers[name.strip(_OWS).lower()] = value.strip(_OWS)
     if headers.get("expect", "").lower() == "100-continue":
         writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl waits a second for this before larger bodies
-    body = await asyncio.wait_for(_read_body(reader, headers), READ_TIMEOUT_S)
+    try:
+        body = await asyncio.wait_for(_read_body(reader, headers), READ_TIMEOUT_S)
+    except asyncio.IncompleteReadError:
+        raise BadRequest(400, "incomplete request body") from None
+    except TimeoutError:
+        raise BadRequest(408, "request body not received in time") from None
     return Request(method=method.upper(), path=target.split("?", 1)[0], headers=headers, body=body)
 
 
@@ -122,6 +158,20 @@ def encode(response: Response, *, keep_alive: bool) -> bytes:
     return head if response.status == 204 else head + response.body
 
 
+async def _refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: int, message: str) -> None:
+    """Answer with Toxiproxy's error shape and half-close; the caller then closes the connection."""
+    body = json.dumps({"error": message, "status": status}).encode()
+    writer.write(encode(Response(status, body), keep_alive=False))
+    await writer.drain()
+    if writer.can_write_eof():
+        writer.write_eof()
+    discarded = 0
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(LINGER_S):
+            while discarded < MAX_LINGER_BYTES and (data := await reader.read(65536)):
+                discarded += len(data)
+
+
 async def serve_connection(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
@@ -136,19 +186,26 @@ async def serve_connection(
             try:
                 request = await asyncio.wait_for(read_request(reader, writer), IDLE_TIMEOUT_S)
             except BadRequest as error:
-                body = json.dumps({"error": str(error), "status": error.status}).encode()
-                writer.write(encode(Response(error.status, body), keep_alive=False))
-                await writer.drain()
+                await _refuse(reader, writer, error.status, str(error))
                 return
-            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            except (TimeoutError, ConnectionError):
+                return  # idle between requests, or the client is gone: nobody to answer
+            except Exception as error:  # a request the parser did not foresee: still an answer, not a drop
+                log.warning("fault proxy API: unparseable request: %r", error)
+                await _refuse(reader, writer, 400, "malformed request")
                 return
             if request is None:
                 return
-            response = await handler(request)
-            keep_alive = _keep_alive(request)
-            writer.write(encode(response, keep_alive=keep_alive))
+            try:
+                response = await handler(request)
+                encoded = encode(response, keep_alive=_keep_alive(request))
+            except Exception:
+                log.exception("fault proxy API: %s %s failed", request.method, request.path)
+                await _refuse(reader, writer, 500, "internal server error")
+                return
+            writer.write(encoded)
             await writer.drain()
-            if not keep_alive:
+            if not _keep_alive(request):
                 return
     except (ConnectionError, asyncio.CancelledError):
         # Cancelled at shutdown: end quietly, since Python 3.11's start_server callback would report a

@@ -9,6 +9,10 @@ from the source, and so does a pump whose queue is full.
 Ends of stream follow TCP: a half-close (EOF) is passed on as a half-close after in-flight data (and any
 slow_close delay); the connection closes once both directions have ended, or as soon as either side is
 gone. A toxic that closes its link closes the connection; reset_peer resets both sides.
+
+A toxic runtime that raises unexpectedly (a bug, or a value it cannot handle) anywhere on a link (built,
+started, updated, removed, in the pump, at end of stream, in a timer) resets the whole connection and is
+logged once per connection (`Connection.fail`): a broken toxic never leaves a client or upstream hanging.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import logging
 import socket
 import struct
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Literal, cast
 
 from chaos.proxy.addresses import split_host_port
@@ -41,6 +45,16 @@ HOLD_DESTINATION_FULL = 2
 HOLD_QUEUE_FULL = 4
 
 _LINGER_ZERO = struct.pack("ii", 1, 0)
+
+
+class _PumpFailure(Exception):
+    """Something in the pump raised: carries what (a runtime, or None for the delivery) up through the
+    nested `_through` calls, so the runtimes it passes on the way out do not take the blame."""
+
+    def __init__(self, runtime: ToxicRuntime | None, error: Exception) -> None:
+        super().__init__(repr(error))
+        self.runtime = runtime
+        self.error = error
 
 
 class Endpoint(asyncio.Protocol):
@@ -172,7 +186,6 @@ class Link:
         self.direction = direction
         self.source = source
         self.destination = destination
-        self.chain: list[ToxicRuntime] = [runtime_for(toxic, self) for toxic in toxics]
         self.finished = False
         self._loop = asyncio.get_running_loop()
         self._queue: deque[Chunk] = deque()
@@ -183,11 +196,46 @@ class Link:
         self._input_ended = False
         self._close_at_end = False  # the source is gone: close the destination instead of half-closing it
         self._stopped = False  # closing or abandoned: input is dropped
+        # Built last: a runtime that fails while being built leaves a link that can still be abandoned.
+        self.chain: list[ToxicRuntime] = []
+        self._direct = True
+        for toxic in toxics:
+            runtime = self._runtime_for(toxic)
+            if runtime is None:  # the connection is being reset; no byte may skip the missing toxic
+                self._direct = False
+                self._stopped = True
+                return
+            self.chain.append(runtime)
         self._direct = not self.chain
 
     def start(self) -> None:
         for runtime in self.chain:
-            runtime.start()
+            if not self._guard(runtime, runtime.start):
+                return
+
+    # -- toxics that fail ------------------------------------------------------------------------------
+    def toxic_failed(self, runtime: ToxicRuntime, error: Exception) -> None:
+        """A runtime raised (in the pump, at end of stream, in a timer...): reset the connection."""
+        self._failed(runtime.toxic, error)
+
+    def _failed(self, toxic: Toxic, error: Exception) -> None:
+        self.connection.fail(f"toxic {toxic.name!r} ({toxic.type}, {self.direction})", error)
+
+    def _runtime_for(self, toxic: Toxic) -> ToxicRuntime | None:
+        try:
+            return runtime_for(toxic, self)
+        except Exception as error:
+            self._failed(toxic, error)
+            return None
+
+    def _guard(self, runtime: ToxicRuntime, action: Callable[[], object]) -> bool:
+        """Run one of the runtime's synchronous hooks; False (and the connection reset) when it raised."""
+        try:
+            action()
+        except Exception as error:
+            self.toxic_failed(runtime, error)
+            return False
+        return True
 
     # -- input -----------------------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -225,34 +273,43 @@ class Link:
         self._stop()
         self.finished = True
         for runtime in self.chain:
-            runtime.interrupt()
+            self._guard(runtime, runtime.interrupt)
 
     # -- toxics changing under a live connection -------------------------------------------------------
     def add_toxic(self, toxic: Toxic) -> None:
         if self._stopped:
             return
-        runtime = runtime_for(toxic, self)
+        runtime = self._runtime_for(toxic)
+        if runtime is None:
+            return
         self.chain.append(runtime)
         self._direct = False
-        runtime.start()
+        self._guard(runtime, runtime.start)
 
     def update_toxic(self, toxic: Toxic) -> None:
         for index, old in enumerate(self.chain):
             if old.toxic.name == toxic.name:
-                new = runtime_for(toxic, self)
-                new.inherit(old)
-                old.interrupt()
+                new = self._runtime_for(toxic)
+                if new is None or not self._guard(new, functools.partial(new.inherit, old)):
+                    return
+                if not self._guard(old, old.interrupt):
+                    return
                 self.chain[index] = new
-                new.start()
+                self._guard(new, new.start)
                 return
 
     def remove_toxic(self, name: str) -> None:
         for index, runtime in enumerate(self.chain):
             if runtime.toxic.name == name:
                 later = self.chain[index + 1 :]
-                runtime.interrupt()
                 del self.chain[index]
-                if runtime.closes_on_removal() and not self._stopped:
+                try:
+                    runtime.interrupt()
+                    closes = runtime.closes_on_removal()
+                except Exception as error:
+                    self.toxic_failed(runtime, error)
+                    return
+                if closes and not self._stopped:
                     self._begin_close(later, reset=False)
                 elif self._pump is not None:
                     self._kick()  # an idle pump with an empty chain hands back to the direct path
@@ -290,7 +347,7 @@ class Link:
                     await self._through(tuple(self.chain), 0, chunk)
                 elif self._input_ended:
                     for runtime in tuple(self.chain):
-                        await runtime.at_eof()
+                        await self._at_eof(runtime)
                     self._pass_end_on()
                     return
                 elif not self.chain:
@@ -303,6 +360,12 @@ class Link:
             later = self.chain[self.chain.index(closing.runtime) + 1 :] if closing.runtime in self.chain else []
             self._pump = None
             self._begin_close(later, reset=closing.reset)
+        except _PumpFailure as failure:
+            self._pump = None
+            if failure.runtime is not None:
+                self.toxic_failed(failure.runtime, failure.error)
+            else:
+                self.connection.fail(f"delivery on the {self.direction} link", failure.error)
         finally:
             if self._pump is asyncio.current_task():
                 self._pump = None
@@ -310,8 +373,11 @@ class Link:
 
     async def _through(self, chain: tuple[ToxicRuntime, ...], index: int, chunk: Chunk) -> None:
         if index == len(chain):
-            await self.destination.writable()
-            self.destination.write(chunk.data)
+            try:
+                await self.destination.writable()
+                self.destination.write(chunk.data)
+            except Exception as error:
+                raise _PumpFailure(None, error) from error
             return
         runtime = chain[index]
         try:
@@ -320,6 +386,19 @@ class Link:
             if closing.runtime is None:
                 closing.runtime = runtime
             raise
+        except _PumpFailure:
+            raise  # a later runtime's, passing through this one's emit
+        except Exception as error:
+            raise _PumpFailure(runtime, error) from error
+
+    @staticmethod
+    async def _at_eof(runtime: ToxicRuntime) -> None:
+        try:
+            await runtime.at_eof()
+        except CloseLink:
+            raise
+        except Exception as error:
+            raise _PumpFailure(runtime, error) from error
 
     def _pass_end_on(self) -> None:
         self.finished = True
@@ -347,7 +426,13 @@ class Link:
     async def _close(self, later: list[ToxicRuntime], *, reset: bool) -> None:
         # Toxics after the one that closed still see the end of the stream (slow_close delays it).
         for runtime in later:
-            await runtime.at_eof()
+            try:
+                await runtime.at_eof()
+            except CloseLink:
+                pass  # closing already
+            except Exception as error:
+                self.toxic_failed(runtime, error)
+                return
         self.finished = True
         if reset:
             self.connection.reset()
@@ -365,6 +450,7 @@ class Connection:
         self.links: dict[Direction, Link] = {}
         self._connecting: asyncio.Task[None] | None = None
         self._dropped = False
+        self._failed = False
 
     def other(self, endpoint: Endpoint) -> Endpoint | None:
         return self.upstream if endpoint is self.client else self.client
@@ -390,8 +476,13 @@ class Connection:
         self.links = {"upstream": up, "downstream": down}
         self.client.outgoing = upstream.incoming = up
         upstream.outgoing = self.client.incoming = down
+        if self._failed:  # a runtime failed while its link was built: reset now that both links exist
+            self.reset()
+            return
         up.start()
         down.start()
+        if self._failed:
+            return
         for endpoint, link in ((self.client, up), (upstream, down)):
             for data in endpoint.early_data:
                 link.feed(data)
@@ -429,8 +520,20 @@ class Connection:
         if self.client.lost and (self.upstream is None or self.upstream.lost):
             self.proxy.forget(self)
 
+    def fail(self, cause: str, error: Exception) -> None:
+        """Something on this connection raised unexpectedly (`cause`: which toxic): log it once, reset."""
+        if self._failed:
+            return
+        self._failed = True
+        log.error(
+            "proxy %s: %s failed on a connection; resetting it: %r", self.proxy.name, cause, error, exc_info=error
+        )
+        if self.links:
+            self.reset()
+        # else: its links are still being built (`_connect` resets once they exist)
+
     def reset(self) -> None:
-        """Reset both sides (reset_peer)."""
+        """Reset both sides (reset_peer, or a toxic that failed)."""
         for link in self.links.values():
             link.abandon()
         self.client.abort(reset=True)

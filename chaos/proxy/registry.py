@@ -139,7 +139,7 @@ class Proxy:
     def add_toxic(self, body: object) -> Toxic:
         toxic = parse_new_toxic(body, {existing.name for existing in self.toxics})
         self.toxics.append(toxic)
-        for connection in self.connections:
+        for connection in list(self.connections):  # a runtime that fails resets (and so forgets) its connection
             connection.add_toxic(toxic)
         log.info("proxy %s: toxic %s added: %s", self.name, toxic.name, toxic.as_json())
         return toxic
@@ -147,7 +147,7 @@ class Proxy:
     def update_toxic(self, name: str, body: object) -> Toxic:
         toxic = parse_toxic_update(self.toxic(name), body)
         self.toxics[[existing.name for existing in self.toxics].index(name)] = toxic
-        for connection in self.connections:
+        for connection in list(self.connections):
             connection.update_toxic(toxic)
         log.info("proxy %s: toxic %s updated: %s", self.name, name, toxic.as_json())
         return toxic

@@ -14,11 +14,33 @@ Semantics follow Toxiproxy 2.x (toxics/*.go):
 - reset_peer: on the first data, wait `timeout` ms, then reset both sides (RST, via SO_LINGER 0).
 - slicer: chunks are cut into pieces of `average_size` ± `size_variation` bytes, `delay` µs apart.
 - limit_data: the connection closes once `bytes` bytes have passed in this direction.
+
+Every attribute is an integer from 0 to a maximum (`ATTRIBUTE_MAXIMA`), checked when a toxic is created or
+updated; anything else is a 400 that names the field, and nothing is registered:
+
+    latency.latency, latency.jitter    ms    86_400_000 (24 h)
+    bandwidth.rate                     KB/s  2_147_483_647 (2^31 - 1)
+    slow_close.delay                   ms    86_400_000 (24 h)
+    timeout.timeout                    ms    86_400_000 (24 h)
+    reset_peer.timeout                 ms    86_400_000 (24 h)
+    slicer.average_size                bytes 2_147_483_647 (2^31 - 1)
+    slicer.size_variation              bytes 2_147_483_647, and below average_size
+    slicer.delay                       µs    86_400_000_000 (24 h)
+    limit_data.bytes                   bytes 9_223_372_036_854_775_807 (2^63 - 1, Go's int64, as in Toxiproxy)
+
+Toxiproxy accepts anything up to Go's int64 (slow_close.delay: uint32) and negative values too; we refuse
+more: a wait beyond a day is a hang, not a drill, and a larger number used to get in and then raise inside
+the link (10^400 ms overflows a float), leaving connections hung. `toxicity` must be a finite number in
+[0, 1] (Toxiproxy takes any float32, treating < 0 as never and > 1 as always).
+
+A runtime that fails anyway (an unexpected exception in its pipe, end-of-stream hook, start or timer) resets
+its connection and is logged once: see `LinkControl.toxic_failed`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Awaitable, Callable, Container, Mapping
 from dataclasses import dataclass, field, replace
@@ -34,16 +56,24 @@ from chaos.proxy.errors import (
 Direction = Literal["upstream", "downstream"]
 DIRECTIONS: tuple[Direction, Direction] = ("upstream", "downstream")
 
-# Each toxic type and its integer attributes, in the order Toxiproxy shows them.
-TOXIC_ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "latency": ("latency", "jitter"),
-    "bandwidth": ("rate",),
-    "slow_close": ("delay",),
-    "timeout": ("timeout",),
-    "reset_peer": ("timeout",),
-    "slicer": ("average_size", "size_variation", "delay"),
-    "limit_data": ("bytes",),
+MAX_WAIT_MS = 24 * 60 * 60 * 1000  # a day: longer is a hang, not a fault to drill
+MAX_SIZE = 2**31 - 1  # bytes or KB/s: far beyond any chunk or link
+MAX_INT64 = 2**63 - 1  # Go's int64, Toxiproxy's own bound
+
+# Each toxic type, its integer attributes in the order Toxiproxy shows them, and the largest value each
+# accepts (the smallest is 0). Documented in this module's docstring; keep the two in step.
+ATTRIBUTE_MAXIMA: dict[str, dict[str, int]] = {
+    "latency": {"latency": MAX_WAIT_MS, "jitter": MAX_WAIT_MS},
+    "bandwidth": {"rate": MAX_SIZE},
+    "slow_close": {"delay": MAX_WAIT_MS},
+    "timeout": {"timeout": MAX_WAIT_MS},
+    "reset_peer": {"timeout": MAX_WAIT_MS},
+    "slicer": {"average_size": MAX_SIZE, "size_variation": MAX_SIZE, "delay": MAX_WAIT_MS * 1000},  # delay in µs
+    "limit_data": {"bytes": MAX_INT64},  # only counted, never converted: Toxiproxy's own bound is safe here
 }
+
+# Each toxic type and its integer attributes, in the order Toxiproxy shows them.
+TOXIC_ATTRIBUTES: dict[str, tuple[str, ...]] = {name: tuple(limits) for name, limits in ATTRIBUTE_MAXIMA.items()}
 
 # Toxicity rolls; seed it (`--seed`) to make a drill's random choices repeatable.
 rng = random.Random()  # noqa: S311 - fault injection, not cryptography
@@ -80,19 +110,21 @@ def _expect(value: object, kind: type | tuple[type, ...], what: str) -> None:
 
 
 def _attributes(toxic_type: str, given: object, base: Mapping[str, int]) -> dict[str, int]:
-    """Merge `given` into `base`: integers ≥ 0; unknown keys are ignored (as Go's JSON decoding does)."""
+    """Merge `given` into `base`: integers in 0..ATTRIBUTE_MAXIMA; unknown keys are ignored (as Go's JSON
+    decoding does)."""
     if given is None:
         return dict(base)
     if not isinstance(given, dict):
         raise BAD_REQUEST_BODY.joined("attributes must be an object")
     merged = dict(base)
-    for key in TOXIC_ATTRIBUTES[toxic_type]:
+    for key, maximum in ATTRIBUTE_MAXIMA[toxic_type].items():
         value = given.get(key)
         if value is None:
             continue
         _expect(value, int, f"attribute {key!r}")
-        if value < 0:
-            raise BAD_REQUEST_BODY.joined(f"attribute {key!r} must not be negative")
+        # Toxiproxy would take negatives and anything up to int64 here; see the module docstring for why not.
+        if not 0 <= value <= maximum:
+            raise BAD_REQUEST_BODY.joined(f"attribute {key!r} must be between 0 and {maximum}")
         merged[key] = value
     if toxic_type == "slicer":
         # Toxiproxy itself crashes on these (endless recursion, rand.Intn(0)); refuse them instead.
@@ -106,8 +138,13 @@ def _attributes(toxic_type: str, given: object, base: Mapping[str, int]) -> dict
 def _toxicity(value: object, default: float) -> float:
     if value is None:
         return default
-    _expect(value, (int, float), "toxicity")
-    return float(value)  # type: ignore[arg-type]  # checked just above
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BAD_REQUEST_BODY.joined(f"toxicity has the wrong type ({type(value).__name__})")
+    # Compared before any float() (10^400 has no float) and refusing NaN (it compares false); Toxiproxy
+    # accepts negatives (never) and values above 1 (always), which are typos for a probability.
+    if not (0 <= value <= 1 and math.isfinite(value)):
+        raise BAD_REQUEST_BODY.joined("toxicity must be a finite number between 0 and 1")
+    return float(value)
 
 
 def parse_new_toxic(body: object, taken_names: Container[str]) -> Toxic:
@@ -175,6 +212,10 @@ class LinkControl(Protocol):
 
     def close_by_toxic(self, runtime: ToxicRuntime, *, reset: bool) -> None: ...
 
+    def toxic_failed(self, runtime: ToxicRuntime, error: Exception) -> None:
+        """The runtime raised unexpectedly: reset the connection (never leave it hung) and log it once."""
+        ...
+
 
 @dataclass
 class ToxicRuntime:
@@ -218,6 +259,16 @@ class ToxicRuntime:
 
     async def at_eof(self) -> None:
         """The link's input ended; runs before the close is passed on."""
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        """A timer for this runtime; if `callback` raises, the link's connection is reset, not left hung."""
+        return asyncio.get_running_loop().call_later(seconds, self._run_timer, callback)
+
+    def _run_timer(self, callback: Callable[[], None]) -> None:
+        try:
+            callback()
+        except Exception as error:
+            self.link.toxic_failed(self, error)
 
     async def sleep(self, seconds: float) -> bool:
         """Sleep unless interrupted first; True when the whole time passed."""
@@ -292,8 +343,7 @@ class TimeoutRuntime(ToxicRuntime):
     def start(self) -> None:
         timeout_ms = self.attribute("timeout")
         if self.active and timeout_ms > 0:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(timeout_ms / 1000, self._expire)
+            self._timer = self.call_later(timeout_ms / 1000, self._expire)
 
     def _expire(self) -> None:
         if not self.interrupted:
@@ -380,11 +430,15 @@ def runtime_for(toxic: Toxic, link: LinkControl) -> ToxicRuntime:
 
 
 __all__ = [
+    "ATTRIBUTE_MAXIMA",
     "DIRECTIONS",
+    "RUNTIMES",
     "TOXIC_ATTRIBUTES",
     "Chunk",
     "CloseLink",
     "Direction",
+    "Emit",
+    "LinkControl",
     "Toxic",
     "ToxicRuntime",
     "parse_new_toxic",

@@ -152,6 +152,28 @@ def test_resending_an_id_never_stores_it_twice(target: Target) -> None:
     assert [item["id"] for item in listed["items"]] == [event_id]
 
 
+@requirement("RB-DATA-ID-CONFLICT")
+def test_a_resent_id_with_other_content_is_409_and_changes_nothing(target: Target) -> None:
+    event_id = str(uuid.uuid4())
+    source = f"conformance-conflict-{uuid.uuid4().hex[:8]}"
+    original = event_body(source, id=event_id, attributes={"version": 1})
+    with target.client() as client:
+        assert client.post("/api/v1/events", json=original, headers=target.auth).status_code == 201
+        same = client.post("/api/v1/events", json=original, headers=target.auth)
+        assert (same.status_code, same.json()["duplicate_ids"]) == (200, [event_id]), same.text
+        squat = client.post("/api/v1/events", json={**original, "attributes": {"version": 2}}, headers=target.auth)
+        body = problem(squat, 409, "ID_CONFLICT")
+        assert body["conflicting_ids"] == [event_id]
+        fresh = str(uuid.uuid4())
+        batch = {"items": [event_body(source, id=fresh), {**original, "type": "conformance.changed"}]}
+        problem(client.post("/api/v1/events", json=batch, headers=target.auth), 409, "ID_CONFLICT")
+        stored = client.get(f"/api/v1/events/{event_id}", headers=target.auth).json()
+        missing = client.get(f"/api/v1/events/{fresh}", headers=target.auth)
+    assert (stored["attributes"], stored["type"]) == ({"version": 1}, "conformance.check"), "the stored event changed"
+    assert missing.status_code == 404, "a batch with a conflicting id stored its other events"
+    assert stored["written_by"] == "api-key", "the event does not record the principal that wrote it"
+
+
 @requirement("RB-DATA-DURABLE")
 def test_a_batch_is_all_or_nothing(target: Target) -> None:
     source = f"conformance-atomic-{uuid.uuid4().hex[:8]}"

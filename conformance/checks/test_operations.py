@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -21,8 +22,22 @@ def test_health_check_passes_and_shows_each_check_with_latency_and_request_id(ta
         assert any(f" {name} " in f" {line} " for line in lines), name
     assert "request_id=" in result.stdout
     assert " ms " in result.stdout
-    report = json.loads(target.run_script("check_runtime_health.py", "--json").stdout)
+    as_json = target.run_script("check_runtime_health.py", "--json")
+    report = json.loads(as_json.stdout)
     assert report["healthy"] is True
+    _assert_key_not_shown(target, result, as_json)
+
+
+@requirement("RB-OPS-HEALTHCHECK", "RB-OPS-PAYLOAD-CHECK")
+@pytest.mark.parametrize("script", ["check_runtime_health.py", "check_payload_guards.py"])
+def test_checks_take_the_api_key_from_the_environment_or_a_file_never_the_command_line(
+    target: Target, script: str
+) -> None:
+    # A dummy value: even a refused option must not put the real key where `ps` shows it.
+    refused = target.run_script(script, "--api-key", "not-the-key")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "--api-key-file" in refused.stderr
+    assert "not-the-key" not in refused.stdout + refused.stderr
 
 
 @requirement("RB-OPS-HEALTHCHECK")
@@ -56,6 +71,12 @@ def test_payload_guard_check_passes_without_writing(target: Target) -> None:
     report = json.loads(result.stdout)
     assert [r["guard"] for r in report["results"]] == ["body", "batch"]
     assert all(r["passed"] for r in report["results"])
+    _assert_key_not_shown(target, result)
     with target.client() as client:
         after = client.get("/api/v1/events", params={"source": "payload-check"}, headers=target.auth).json()
     assert after["items"] == before["items"], "the check wrote nothing"
+
+
+def _assert_key_not_shown(target: Target, *results: subprocess.CompletedProcess[str]) -> None:
+    for result in results:
+        assert not target.api_key or target.api_key not in result.stdout + result.stderr, "the API key was printed"

@@ -10,13 +10,15 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import RootModel, ValidationError
-from quart import Blueprint, Response, current_app
+from quart import Blueprint, Response, current_app, g
 from quart_schema import document_querystring, document_request, document_response
 
 from service.auth import READ, WRITE, require_scope
+from service.bounds import STATS_BUCKET_MAX_BYTES, page_rows_budget
 from service.db import Database
 from service.errors import ApiError, validation_errors
 from service.events import repository
+from service.events.cursor import CursorCodec
 from service.events.schemas import (
     EventBatchIn,
     EventIn,
@@ -50,9 +52,14 @@ def _database() -> Database:
     return database
 
 
-def _parse_ingest(payload: Any, max_items: int) -> list[EventIn]:
-    """The events of an ingest body. The batch size is checked before any item is validated, so an
-    oversized batch is refused cheaply and with the right status."""
+def _cursors() -> CursorCodec:
+    cursors: CursorCodec = current_app.config["CURSORS"]
+    return cursors
+
+
+def _parse_ingest(payload: Any, max_items: int) -> tuple[list[EventIn], bool]:
+    """The events of an ingest body, and whether it was a batch. The batch size is checked before any item
+    is validated, so an oversized batch is refused cheaply and with the right status."""
     is_batch = isinstance(payload, dict) and "items" in payload
     items = payload.get("items") if is_batch else None
     if isinstance(items, list) and len(items) > max_items:
@@ -64,10 +71,33 @@ def _parse_ingest(payload: Any, max_items: int) -> list[EventIn]:
         )
     try:
         if is_batch:
-            return EventBatchIn.model_validate(payload).items
-        return [EventIn.model_validate(payload)]
+            return EventBatchIn.model_validate(payload).items, True
+        return [EventIn.model_validate(payload)], False
     except ValidationError as error:
         raise invalid(validation_errors(error), "The events are not valid; nothing was stored.") from None
+
+
+def _attributes_json(items: list[EventIn], *, is_batch: bool, max_bytes: int) -> list[str]:
+    """Each event's attributes as compact JSON (what is stored and measured), or 422 naming every event whose
+    attributes are over EVENT_ATTRIBUTES_MAX_BYTES."""
+    texts = repository.compact_attributes(items)
+    # A text of n characters has at least n bytes; only long ones need their UTF-8 length counted.
+    too_large = [
+        index for index, text in enumerate(texts) if len(text) * 4 > max_bytes and len(text.encode()) > max_bytes
+    ]
+    if too_large:
+        raise invalid(
+            [
+                {
+                    "loc": ["body", "items", index, "attributes"] if is_batch else ["body", "attributes"],
+                    "msg": f"may be at most {max_bytes} bytes as compact JSON (EVENT_ATTRIBUTES_MAX_BYTES)",
+                    "type": "too_large",
+                }
+                for index in too_large
+            ],
+            "The events are not valid; nothing was stored.",
+        )
+    return texts
 
 
 @blueprint.post("/events")
@@ -75,12 +105,13 @@ def _parse_ingest(payload: Any, max_items: int) -> list[EventIn]:
 @document_request(IngestRequest)
 @document_response(IngestResult, 201)
 @document_response(IngestResult, 200)
-@problems(400, 401, 403, 413, 415, 422, 429, 503)
+@problems(400, 401, 403, 408, 409, 413, 415, 422, 429, 503)
 async def ingest_events() -> Response:
     """Ingest one event or a batch, all-or-nothing and idempotent by id.
 
-    201 when at least one event was newly stored, 200 when every id was already stored. A 2xx means the
-    events are committed. Send your own ids to make retries after a 503 safe.
+    201 when at least one event was newly stored, 200 when every id was already stored with the same content.
+    A 2xx means the events are committed. Send your own ids to make retries after a 503 safe. An id already
+    stored with different content is 409 ID_CONFLICT, and then nothing of the request is stored.
     """
     settings = _settings()
     if settings.degraded_mode == "read_only":
@@ -91,9 +122,13 @@ async def ingest_events() -> Response:
             headers={"Retry-After": str(WRITES_DISABLED_RETRY_AFTER_S)},
         )
     payload = await read_json_body()
-    items = _parse_ingest(payload, settings.ingest_max_batch_items)
+    items, is_batch = _parse_ingest(payload, settings.ingest_max_batch_items)
+    attributes_json = _attributes_json(items, is_batch=is_batch, max_bytes=settings.event_attributes_max_bytes)
     ids = [item.id if item.id is not None else uuid7() for item in items]
-    outcome = await _database().run(partial(repository.insert_events, items=items, ids=ids))
+    insert = partial(
+        repository.insert_events, items=items, ids=ids, written_by=g.principal.id, attributes_json=attributes_json
+    )
+    outcome = await _database().run(insert)
     body = {
         "accepted": outcome.accepted,
         "duplicates": len(outcome.duplicate_ids),
@@ -109,9 +144,19 @@ async def ingest_events() -> Response:
 @document_response(EventPage, 200)
 @problems(400, 401, 403, 422, 429, 503)
 async def list_events() -> Response:
-    """List events newest first, filtered by source, type and time range, with keyset pagination."""
+    """List events newest first, filtered by source, type and time range, with keyset pagination.
+
+    A page ends at `limit` events or at LIST_PAGE_MAX_BYTES of JSON, whichever comes first; `next_cursor`
+    continues it. A cursor that this API did not issue is 400 INVALID_CURSOR.
+    """
     query = parse_query(ListQuery)
-    page, next_cursor = await _database().run(partial(repository.list_events, query=query), read_only=True)
+    after = _cursors().decode(query.cursor) if query.cursor is not None else None
+    settings = _settings()
+    rows_budget = page_rows_budget(settings.list_page_max_bytes, settings.event_attributes_max_bytes)
+    page, next_position = await _database().run(
+        partial(repository.list_events, query=query, after=after, rows_budget=rows_budget), read_only=True
+    )
+    next_cursor = _cursors().encode(next_position) if next_position is not None else None
     return json_response({"items": page, "next_cursor": next_cursor})
 
 
@@ -121,9 +166,14 @@ async def list_events() -> Response:
 @document_response(StatsResult, 200)
 @problems(401, 403, 422, 429, 503)
 async def event_stats() -> Response:
-    """Count events per time bucket (minute, hour, day), grouped by type or source."""
+    """Count events per time bucket (minute, hour, day), grouped by type or source.
+
+    At most LIST_PAGE_MAX_BYTES of buckets are answered; a larger answer is 422 STATS_TOO_LARGE.
+    """
     query = parse_query(StatsQuery)
-    total, buckets = await _database().run(partial(repository.stats_json, query=query), read_only=True)
+    max_buckets = _settings().list_page_max_bytes // STATS_BUCKET_MAX_BYTES
+    stats = partial(repository.stats_json, query=query, max_buckets=max_buckets)
+    total, buckets = await _database().run(stats, read_only=True)
     head = {"group_by": query.group_by, "bucket": query.bucket, "since": query.since, "until": query.until}
     return json_response_with_raw(head | {"total": total}, "buckets", buckets)
 

@@ -32,6 +32,9 @@ MAX_LIST_LIMIT = 500
 DEFAULT_LIST_LIMIT = 50
 MAX_STATS_BUCKETS = 10_080  # one week of minutes, 27 years of days
 _OFFSET_WITH_SPACE = re.compile(r" (\d{2}:?\d{2})$")
+# RFC 3339's date-time (with "t" or " " for "T", as its note allows). Without this, pydantic would also take
+# a number in a string ("0.5", "1700000000") as seconds since 1970.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})")
 
 BUCKET_SIZES: dict[str, timedelta] = {
     "minute": timedelta(minutes=1),
@@ -44,7 +47,10 @@ def _rfc3339_string(value: object) -> object:
     """Timestamps must be strings (not epoch numbers); a '+' a query string turned into ' ' is restored."""
     if not isinstance(value, str):
         raise ValueError("must be an RFC 3339 timestamp string, e.g. 2026-01-31T12:00:00Z")
-    return _OFFSET_WITH_SPACE.sub(r"+\1", value)
+    value = _OFFSET_WITH_SPACE.sub(r"+\1", value)
+    if not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2026-01-31T12:00:00Z")
+    return value
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -92,6 +98,46 @@ def _bounded_attributes(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+# -- the same rules as JSON Schema, for /openapi.json ----------------------------------------------------
+# A client (or Schemathesis) that follows the document must not be refused: strings without NUL and within
+# the length limit, keys likewise. A value is one recursive component: JSON Schema cannot bound nesting
+# depth short of spelling out every level (which made Schemathesis' coverage phase explode), so the depth
+# limit, like the total number of values and the size in bytes, is in the description.
+ATTRIBUTE_VALUE_SCHEMA = "AttributeValue"
+_TEXT_WITHOUT_NUL = {"type": "string", "pattern": "^[^\\u0000]*$", "maxLength": MAX_ATTRIBUTE_STRING}
+_VALUE_REF = {"$ref": f"#/components/schemas/{ATTRIBUTE_VALUE_SCHEMA}"}
+
+
+def _object_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "propertyNames": _TEXT_WITHOUT_NUL,
+        "additionalProperties": _VALUE_REF,
+        "maxProperties": MAX_ATTRIBUTE_NODES // 2,
+    }
+
+
+def attributes_schema() -> dict[str, Any]:
+    """What /openapi.json says of `attributes` beyond pydantic's `{"type": "object"}`."""
+    return _object_schema()
+
+
+def attribute_value_schemas() -> dict[str, dict[str, Any]]:
+    """The component the `attributes` schema refers to: any value inside it."""
+    value = {
+        "description": f"A JSON value; containers nest at most {MAX_ATTRIBUTE_DEPTH} levels deep in all.",
+        "anyOf": [
+            _TEXT_WITHOUT_NUL,
+            {"type": "number"},
+            {"type": "boolean"},
+            {"type": "null"},
+            {"type": "array", "items": _VALUE_REF, "maxItems": MAX_ATTRIBUTE_NODES},
+            _object_schema(),
+        ],
+    }
+    return {ATTRIBUTE_VALUE_SCHEMA: value}
+
+
 class EventIn(BaseModel):
     """One event to ingest."""
 
@@ -103,7 +149,9 @@ class EventIn(BaseModel):
     occurred_at: Timestamp = Field(description="When it happened (RFC 3339 with offset).")
     attributes: Annotated[dict[str, Any], AfterValidator(_bounded_attributes)] = Field(
         default_factory=dict,
-        description=f"Free-form JSON object (≤ {MAX_ATTRIBUTE_DEPTH} levels, no NUL, finite numbers).",
+        description=f"Free-form JSON object: ≤ {MAX_ATTRIBUTE_DEPTH} levels, strings of ≤ {MAX_ATTRIBUTE_STRING} "
+        f"characters without NUL, finite numbers, ≤ {MAX_ATTRIBUTE_NODES} keys and values in all, and at most "
+        "EVENT_ATTRIBUTES_MAX_BYTES (default 65536) as compact JSON.",
     )
 
 
@@ -133,10 +181,17 @@ class EventOut(BaseModel):
     occurred_at: datetime
     received_at: datetime
     attributes: dict[str, Any]
+    written_by: str | None = Field(
+        description="The principal whose request stored the event (`api-key`, `jwt:<sub>`); null for events "
+        "stored before this was recorded."
+    )
 
 
 class EventPage(BaseModel):
-    """One page of events, newest first; pass `next_cursor` back as `cursor` for the next page."""
+    """One page of events, newest first; pass `next_cursor` back as `cursor` for the next page.
+
+    A page holds at most `limit` events and at most LIST_PAGE_MAX_BYTES of JSON: it can end early, with a
+    `next_cursor`, before `limit` events. `next_cursor` is null on the last page."""
 
     items: list[EventOut]
     next_cursor: str | None
@@ -159,17 +214,29 @@ class _Query(BaseModel):
 class ListQuery(_Query):
     """Filters and paging for listing events."""
 
-    since: Timestamp | None = Field(default=None, description="Inclusive lower bound of `occurred_at`.")
-    until: Timestamp | None = Field(default=None, description="Exclusive upper bound of `occurred_at`.")
-    cursor: str | None = Field(default=None, max_length=512, description="Opaque cursor from `next_cursor`.")
+    since: Timestamp | None = Field(
+        default=None, description="Inclusive lower bound of `occurred_at`; earlier than `until` when both are given."
+    )
+    until: Timestamp | None = Field(
+        default=None, description="Exclusive upper bound of `occurred_at`; later than `since` when both are given."
+    )
+    cursor: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="Opaque cursor from a previous page's `next_cursor`; any other value → 400 INVALID_CURSOR.",
+    )
     limit: int = Field(default=DEFAULT_LIST_LIMIT, ge=1, le=MAX_LIST_LIMIT, description="Page size.")
 
 
 class StatsQuery(_Query):
     """Counts of events per time bucket, grouped by type or source, over [since, until)."""
 
-    since: Timestamp = Field(description="Inclusive start of the range.")
-    until: Timestamp = Field(description="Exclusive end of the range.")
+    since: Timestamp = Field(description="Inclusive start of the range; earlier than `until`.")
+    until: Timestamp = Field(
+        description="Exclusive end of the range; later than `since`, and at most MAX_STATS_BUCKETS (10,080) buckets "
+        "after it."
+    )
     group_by: Literal["type", "source"] = Field(default="type", description="Count per type or per source.")
     bucket: Literal["minute", "hour", "day"] = Field(default="hour", description="Bucket width.")
 

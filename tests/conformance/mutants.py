@@ -317,6 +317,66 @@ async def overload_as_500(mutant: Mutant, scope: dict[str, Any], receive: Receiv
     await _send_whole(send, start["status"], _headers(start), body)
 
 
+_raw_method_counter: Any = None
+
+
+async def method_as_label(mutant: Mutant, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """Counts requests by the method as the client spelled it: every new method is a new series."""
+    global _raw_method_counter
+    if _raw_method_counter is None:
+        from prometheus_client import Counter
+
+        _raw_method_counter = Counter("mutant_requests_by_method_total", "Requests by raw method.", ["method"])
+    _raw_method_counter.labels(scope["method"]).inc()
+    await mutant.app(scope, receive, send)
+
+
+async def waits_for_slow_bodies(mutant: Mutant, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """Reads every body to its end before the service sees it, however slowly it arrives."""
+    if scope["method"] in ("POST", "PUT", "PATCH"):
+        raw = await _read_all(receive)
+        await mutant.app(scope, _replay(raw), send)
+        return
+    await mutant.app(scope, receive, send)
+
+
+async def cursor_500(mutant: Mutant, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """A cursor it cannot decode is an unhandled error (the defect the signed cursors fixed)."""
+    if b"cursor=" not in scope.get("query_string", b""):
+        await mutant.app(scope, receive, send)
+        return
+    start, body = await _buffered(mutant.app, scope, receive)
+    if start.get("status") == 400 and b"INVALID_CURSOR" in body:
+        await _send_whole(send, 500, [(b"content-type", b"text/plain")], b"Internal Server Error")
+        return
+    await _send_whole(send, start["status"], _headers(start), body)
+
+
+async def unbounded_pages(mutant: Mutant, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """A list page that the budget ended early is sent with the budget's worth more (as if it had not ended)."""
+    if scope["method"] != "GET" or scope["path"] != "/api/v1/events":
+        await mutant.app(scope, receive, send)
+        return
+    start, body = await _buffered(mutant.app, scope, receive)
+    if start.get("status") == 200:
+        page = json.loads(body)
+        if page.get("next_cursor"):
+            page["more"] = "x" * int(os.environ.get("LIST_PAGE_MAX_BYTES", "4194304"))
+            body = json.dumps(page).encode()
+    await _send_whole(send, start["status"], _headers(start), body)
+
+
+async def silent_id_squatting(mutant: Mutant, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """A re-sent id with other content is answered as a harmless duplicate (the old event stays)."""
+    start, body = await _buffered(mutant.app, scope, receive)
+    if start.get("status") == 409 and b"ID_CONFLICT" in body:
+        ids = json.loads(body).get("conflicting_ids", [])
+        duplicate = json.dumps({"accepted": 0, "duplicates": len(ids), "ids": ids, "duplicate_ids": ids}).encode()
+        await _send_whole(send, 200, [(b"content-type", b"application/json")], duplicate)
+        return
+    await _send_whole(send, start["status"], _headers(start), body)
+
+
 MUTATIONS: dict[str, Callable[[Mutant, dict[str, Any], Receive, Send], Awaitable[None]]] = {
     "no-request-id": no_request_id,
     "no-version": no_version,
@@ -336,4 +396,9 @@ MUTATIONS: dict[str, Callable[[Mutant, dict[str, Any], Receive, Send], Awaitable
     "never-recovers": never_recovers,
     "ready-ignores-draining": ready_ignores_draining,
     "overload-as-500": overload_as_500,
+    "method-as-label": method_as_label,
+    "waits-for-slow-bodies": waits_for_slow_bodies,
+    "cursor-500": cursor_500,
+    "unbounded-pages": unbounded_pages,
+    "silent-id-squatting": silent_id_squatting,
 }

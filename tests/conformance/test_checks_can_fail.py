@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -42,6 +43,11 @@ HTTP_DEFECTS = [
     ("no-metrics", "RB-OBS-METRICS"),
     ("fresh-ids", "RB-DATA-DURABLE"),
     ("server-error-on-bad-json", "RB-API-CONTRACT"),
+    ("method-as-label", "RB-SEC-CARDINALITY"),
+    ("waits-for-slow-bodies", "RB-SEC-SLOW-CLIENT"),
+    ("cursor-500", "RB-SEC-NO-500"),
+    ("unbounded-pages", "RB-SEC-RESPONSE-BOUND"),
+    ("silent-id-squatting", "RB-DATA-ID-CONFLICT"),
 ]
 
 # (service environment or defect, requirement): only visible when the suite controls the stack
@@ -67,25 +73,35 @@ CONTROL_DEFECTS: list[tuple[dict[str, str], str | None, str]] = [
 def run_conformance(
     requirement: str, *args: str, env: dict[str, str] | None = None, report_dir: Path
 ) -> dict[str, object]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "conformance",
-            "--requirement",
-            requirement,
-            "--report-dir",
-            str(report_dir),
-            "-q",
-            *args,
-        ],
+    command = [
+        sys.executable,
+        "-m",
+        "conformance",
+        "--requirement",
+        requirement,
+        "--report-dir",
+        str(report_dir),
+        "-q",
+        *args,
+    ]
+    # Its own process group, so that a timeout also stops what the suite started (Schemathesis, a stack).
+    with subprocess.Popen(
+        command,
         cwd=REPO,
         env={**os.environ, **(env or {})},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=600,
-        check=False,
-    )
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            message = f"conformance --requirement {requirement} did not finish in 600 s:\n{stdout[-3000:]}"
+            raise AssertionError(message) from None
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     report_path = report_dir / "requirements.json"
     assert report_path.exists(), result.stdout[-3000:] + result.stderr[-3000:]
     matrix: dict[str, object] = json.loads(report_path.read_text())
@@ -112,6 +128,10 @@ def mutant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStac
             "RATE_LIMIT_READ": "100000/minute",
             "RATE_LIMIT_WRITE": "100000/minute",
             "RATE_LIMIT_ANONYMOUS": "100000/minute",
+            # Smaller budgets, so that the response-bound checks write a few MB rather than tens.
+            "REQUEST_BODY_GRACE_S": "1.0",
+            "LIST_PAGE_MAX_BYTES": "262144",
+            "EVENT_ATTRIBUTES_MAX_BYTES": "16384",
         },
     ) as stack:
         yield stack, defect_file

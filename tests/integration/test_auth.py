@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable
@@ -111,6 +112,26 @@ async def test_invalid_tokens_are_refused(client: Client, token: str) -> None:
     response = await client.get("/api/v1/events", headers=bearer(token))
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+    # One generic answer: which check failed (PyJWT's words) would tell a forger how far they got.
+    assert (await response.get_json())["detail"] == "The credentials are not valid."
+
+
+async def test_why_a_credential_was_refused_is_logged_not_answered(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    wrong = jwt.encode({"sub": "x", "exp": int(time.time()) + 60}, "another-secret-that-is-32-bytes-long!!", "HS256")
+    with caplog.at_level(logging.INFO, logger="service.auth"):
+        response = await client.get("/api/v1/events", headers=bearer(wrong))
+    body = await response.get_data(as_text=True)
+    assert "Signature" not in body
+    reasons = [getattr(record, "reason", "") for record in caplog.records if record.name == "service.auth"]
+    assert any("InvalidSignatureError" in reason for reason in reasons), reasons
+
+
+async def test_a_subject_longer_than_the_bound_is_refused(client: Client) -> None:
+    response = await client.get("/api/v1/events", headers=bearer(make_token(sub="s" * 257)))
+    assert response.status_code == 401
+    assert (await client.get("/api/v1/events", headers=bearer(make_token(sub="s" * 256)))).status_code == 200
 
 
 @pytest.fixture

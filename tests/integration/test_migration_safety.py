@@ -25,7 +25,8 @@ from pytest_alembic.tests import (  # noqa: F401 - collected as tests of this mo
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from scripts.check_migration_rollback import declaration, script_directory
+from chaos.drills.release import schema_downgrade
+from scripts.check_migration_rollback import REVISION_CHANGED, declaration, run_downgrade, script_directory, verdict_for
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -187,3 +188,107 @@ def test_operator_check_without_a_database_reads_the_repository_head() -> None:
     head = script_directory().get_current_head()
     assert f"revision {head} (the repository's head)" in result.stdout
     assert result.returncode in (0, 1)
+
+
+# -- the rollback race: what was checked is what is downgraded, or nothing is -----------------------------------
+def _safe_revision_with_a_parent() -> tuple[str, str]:
+    """The newest revision declared safe to downgrade, and its down revision."""
+    for script in script_directory().walk_revisions():
+        if all(declaration(script)) and isinstance(script.down_revision, str):
+            return script.revision, script.down_revision
+    raise AssertionError("no revision is declared reversible and data-safe")
+
+
+def test_rollback_run_refuses_when_the_revision_changed_since_the_check(fresh_database: Callable[[], str]) -> None:
+    checked, parent = _safe_revision_with_a_parent()
+    url = fresh_database()
+    alembic(url, "upgrade", checked)
+    ids = _seed(url, 5)
+    verdict = verdict_for(checked, script_directory())
+    assert verdict.safe
+    # Between the check and the run, another operator downgrades: `downgrade -1` would now undo `parent`,
+    # a revision nobody checked (the first one drops the events table).
+    alembic(url, "downgrade", parent)
+    assert run_downgrade(url, verdict) == REVISION_CHANGED
+    assert revision(url) == parent, "nothing was downgraded"
+    alembic(url, "upgrade", checked)
+    assert _stored(url, ids) == len(ids)
+    # And the other way: the database moved on to a newer revision after an older one was checked.
+    old_verdict = verdict_for(parent, script_directory())
+    assert run_downgrade(url, old_verdict, force_unsafe=True) == REVISION_CHANGED
+    assert revision(url) == checked
+
+
+def test_rollback_run_downgrades_exactly_the_checked_revision(fresh_database: Callable[[], str]) -> None:
+    checked, parent = _safe_revision_with_a_parent()
+    url = fresh_database()
+    alembic(url, "upgrade", checked)
+    assert run_downgrade(url, verdict_for(checked, script_directory())) == 0
+    assert revision(url) == parent
+
+
+def test_rollback_run_documents_the_revision_changed_exit_status() -> None:
+    result = _check(None, "--help")
+    assert result.returncode == 0
+    assert f"{REVISION_CHANGED} " in result.stdout
+    assert "changed" in result.stdout
+    assert "downgrade -1" in result.stdout
+
+
+def test_release_drill_schema_rollback_refuses_a_revision_that_moved(fresh_database: Callable[[], str]) -> None:
+    checked, parent = _safe_revision_with_a_parent()
+    url = fresh_database()
+    alembic(url, "upgrade", checked)
+    alembic(url, "downgrade", parent)  # someone else rolled back after the drill read `checked`
+    with pytest.raises(RuntimeError, match="changed"):
+        schema_downgrade(REPO, url, checked=checked, target=parent)
+    assert revision(url) == parent, "nothing was downgraded"
+    alembic(url, "upgrade", checked)
+    assert schema_downgrade(REPO, url, checked=checked, target=parent) == parent
+    assert revision(url) == parent
+
+
+async def test_rollback_run_waits_for_a_migration_in_progress_and_then_refuses(
+    fresh_database: Callable[[], str],
+) -> None:
+    """The window between the re-read and the downgrade is closed: the check locks alembic_version's row,
+    so a migration committing meanwhile is seen (and refused), not undone unchecked."""
+    checked, parent = _safe_revision_with_a_parent()
+    url = fresh_database()
+    alembic(url, "upgrade", checked)
+    other = await asyncpg.connect(url)  # another operator's migration, in its transaction
+    watcher = await asyncpg.connect(url)  # outside it: pg_stat_activity is a snapshot per transaction
+    try:
+        migration = other.transaction()
+        await migration.start()
+        # The last statement of a concurrent `alembic downgrade` (its DDL left out: only the race matters here).
+        await other.execute("UPDATE alembic_version SET version_num = $1", parent)
+        env = {**os.environ, "DATABASE_URL": url}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "scripts/check_migration_rollback.py",
+            "--run",
+            cwd=REPO,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        for _ in range(600):
+            if await watcher.fetchval(waiting) or process.returncode is not None:
+                break
+            await asyncio.sleep(0.05)
+        if process.returncode is not None:
+            out, err = await process.communicate()
+            raise AssertionError(f"the check must wait for the migration in progress:\n{out.decode()}{err.decode()}")
+        await migration.commit()
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        await other.close()
+        await watcher.close()
+    assert f"revision {checked} (the database)" in out.decode(), "the check saw the committed revision"
+    assert process.returncode == REVISION_CHANGED, out.decode() + err.decode()
+    assert f"now at {parent}" in err.decode()
+    assert revision(url) == parent, "nothing was downgraded"

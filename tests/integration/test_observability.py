@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from quart.typing import TestClientProtocol as Client
 
+from chaos.service_process import head_revision
 from service.logs import JsonFormatter, SecretRedactor
 from service.settings import Settings
 from tests.helpers import API_KEY_HEADERS, TEST_API_KEY, event, make_token
@@ -85,7 +86,7 @@ async def test_ready_reports_each_dependency_and_the_schema_revision(client: Cli
     assert response.status_code == 200
     body = await response.get_json()
     assert body["status"] == "ready"
-    assert body["schema_revision"] == "0002"
+    assert body["schema_revision"] == head_revision()
     assert set(body["checks"]) == {"database", "redis"}
     for check in body["checks"].values():
         assert check["status"] == "up"

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.helpers import API_KEY_HEADERS, make_token
+from tests.helpers import API_KEY_HEADERS, event, make_token
 from tests.integration.conftest import Servers, bounded, eventually, ready_status, serving, settings_for
 
 pytestmark = pytest.mark.integration
@@ -36,6 +36,20 @@ def captured_logs() -> Iterator[io.StringIO]:
 
 def bearer(sub: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {make_token(sub=sub)}"}
+
+
+async def test_each_policy_counts_in_its_own_bucket(healthy_servers: Servers) -> None:
+    """Reads and writes with the same rate must not share a count (`limits` keys on the rate and identity)."""
+    postgres, redis_server = healthy_servers
+    settings = settings_for(postgres, redis_server, rate_limit_read="5/minute", rate_limit_write="5/minute")
+    principal = bearer(f"mixed-{uuid.uuid4().hex[:8]}")
+    async with serving(settings) as app:
+        client = app.test_client()
+        reads = [(await client.get("/api/v1/events", headers=principal)).status_code for _ in range(5)]
+        write = await client.post("/api/v1/events", json=event(), headers=principal)
+        assert reads == [200] * 5
+        assert write.status_code == 201, await write.get_data(as_text=True)
+        assert (await client.get("/api/v1/events", headers=principal)).status_code == 429
 
 
 async def test_limits_are_per_principal_shared_through_redis_and_answered_with_429(healthy_servers: Servers) -> None:

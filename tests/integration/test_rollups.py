@@ -244,9 +244,9 @@ async def test_upgrading_a_database_with_events_builds_exact_rollups_and_downgra
     db = await asyncpg.connect(url)
     try:
         await _insert_plain(db, _rows(rng, 800, ["x", "y"], ["k1", "k2", "k3"]))
-        migrate(url)
+        migrate(url, "0002")
         await assert_rollups_exact(db)
-        migrate(url, "-1", direction="downgrade")
+        migrate(url, "0001", direction="downgrade")
         assert await db.fetchval("SELECT count(*) FROM events") == 800
         assert await db.fetchval("SELECT to_regclass('event_counts_minute')") is None
         migrate(url)

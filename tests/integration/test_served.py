@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -201,6 +202,77 @@ def test_serve_script_uses_the_servers_named_in_the_environment(service_env: dic
     assert "redis: REDIS_URL from the environment" in result.stdout
     assert "generated" not in result.stdout
     assert "smoke: 10/10 passed" in result.stdout
+    for secret in (TEST_API_KEY, TEST_JWT_SECRET, service_env["DATABASE_URL"]):
+        assert secret not in result.stdout + result.stderr
+
+
+def _serve_interactively(env: dict[str, str]) -> tuple[str, str]:
+    """`make serve` until it says how to stop it: (what it printed, its `Try:` block as a shell script).
+
+    The sample commands are run with bash while the API is up, with only the environment given here."""
+    process = subprocess.Popen(
+        [sys.executable, "scripts/serve.py", "--port", "0", "--workers", "1"],
+        cwd=REPO_ROOT,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    printed: list[str] = []
+    try:
+        for line in process.stdout:
+            printed.append(line)
+            if line.startswith("Ctrl-C stops"):
+                break
+        output = "".join(printed)
+        assert "Ctrl-C stops" in output, output
+        block = output.split("Try:", 1)[1].split("Ctrl-C stops", 1)[0]
+        exports = "".join(line for line in printed if line.strip().startswith("export "))
+        shell = subprocess.run(
+            ["bash", "-c", f"set -eu\n{exports}\n{block}"],
+            env={"PATH": os.environ["PATH"], **{k: v for k, v in env.items() if k == "API_KEY"}},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    return output + rest, shell.stdout + shell.stderr
+
+
+def _no_secret_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("API_KEY", "JWT_SECRET", "DATABASE_URL", "REDIS_URL")}
+
+
+def test_serve_never_prints_the_operators_own_secrets(service_env: dict[str, str]) -> None:
+    """The sample curl lines say `$API_KEY`; the key, secret and database URL from the environment never appear."""
+    env = {**_no_secret_env(), **service_env}
+    output, sample = _serve_interactively(env)
+    for secret in (TEST_API_KEY, TEST_JWT_SECRET, service_env["DATABASE_URL"], service_env["REDIS_URL"]):
+        assert secret not in output, output
+    assert "X-API-Key: $API_KEY" in output
+    assert "export " not in output, "nothing was generated, so there is nothing to export"
+    assert '"accepted":1' in sample.replace(" ", ""), f"the sample commands work as printed:\n{sample}"
+
+
+def test_serve_prints_a_generated_key_once_as_a_line_to_paste(service_env: dict[str, str]) -> None:
+    env = {**_no_secret_env(), "DATABASE_URL": service_env["DATABASE_URL"], "REDIS_URL": service_env["REDIS_URL"]}
+    output, sample = _serve_interactively(env)
+    generated = {}
+    for line in output.splitlines():
+        name, _, value = line.strip().removeprefix("export ").partition("=")
+        if line.strip().startswith("export ") and name in ("API_KEY", "JWT_SECRET"):
+            generated[name] = value
+    assert set(generated) == {"API_KEY", "JWT_SECRET"}, output
+    for name, value in generated.items():
+        assert len(value) >= 24, name
+        assert output.count(value) == 1, f"{name} is printed once, in its export line:\n{output}"
+    assert service_env["DATABASE_URL"] not in output
+    assert "X-API-Key: $API_KEY" in output
+    assert '"accepted":1' in sample.replace(" ", ""), f"pasting the export line makes the samples work:\n{sample}"
 
 
 @pytest.mark.parametrize(

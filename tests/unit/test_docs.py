@@ -99,3 +99,21 @@ def test_every_command_in_the_operator_documents_exists_and_runs(document: str) 
     assert commands, f"{document} names no command"
     for command in commands:
         _check_command(command)
+
+
+SECRET_ON_ARGV = re.compile(r"--(?:api-key|database-url)(?:[ =](?!-))")
+
+
+@pytest.mark.parametrize("document", COMMAND_DOCS)
+def test_no_documented_command_puts_a_secret_on_the_command_line(document: str) -> None:
+    for command in inline_commands((DOCS / document).read_text(encoding="utf-8")):
+        assert not SECRET_ON_ARGV.search(command + " "), f"{command}: use the env var or the -file option"
+
+
+def test_runbook_says_where_operator_secrets_come_from_and_how_the_rollback_runs() -> None:
+    text = (DOCS / "RUNBOOK.md").read_text(encoding="utf-8")
+    for flag in ("--api-key-file", "--database-url-file", "$API_KEY", "export API_KEY="):
+        assert flag in text, flag
+    assert "`python -m alembic downgrade -1`" in text, "what operators read stays the runbook's command"
+    assert "`alembic downgrade <down_revision>`" in text, "... and the explicit form the tool runs is named"
+    assert "종료 코드 3" in text, "the refusal when the revision changed is documented"

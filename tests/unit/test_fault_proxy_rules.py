@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 
@@ -81,7 +82,7 @@ def test_a_toxic_gets_toxiproxys_defaults() -> None:
         ({"type": "latency", "attributes": {"latency": "slow"}}, 400, "wrong type"),
         ({"type": "latency", "attributes": {"latency": 1.5}}, 400, "wrong type"),
         ({"type": "latency", "attributes": {"latency": True}}, 400, "wrong type"),
-        ({"type": "latency", "attributes": {"latency": -1}}, 400, "must not be negative"),
+        ({"type": "latency", "attributes": {"latency": -1}}, 400, "'latency' must be between 0 and 86400000"),
         ({"type": "latency", "attributes": [300]}, 400, "attributes must be an object"),
         ({"type": "latency", "toxicity": "all"}, 400, "toxicity"),
         ({"type": "slicer", "attributes": {"average_size": 0}}, 400, "average_size"),
@@ -105,8 +106,85 @@ def test_an_update_merges_attributes_and_keeps_name_type_and_stream() -> None:
     updated = parse_toxic_update(toxic, {"attributes": {"jitter": 20}, "type": "timeout", "name": "other"})
     assert updated.as_json() == {**toxic.as_json(), "attributes": {"latency": 100, "jitter": 20}}
     assert parse_toxic_update(updated, {"toxicity": 0}).toxicity == 0.0
-    with pytest.raises(ApiError, match="must not be negative"):
+    with pytest.raises(ApiError, match="'latency' must be between 0 and"):
         parse_toxic_update(toxic, {"attributes": {"latency": -5}})
+
+
+# The documented maxima (toxics.py): times in ms up to 24 h (the slicer's delay in µs), sizes and rates up to
+# 2^31 - 1, limit_data's byte count up to Go's int64 (as in Toxiproxy).
+MAXIMA = [
+    ("latency", "latency", 86_400_000),
+    ("latency", "jitter", 86_400_000),
+    ("bandwidth", "rate", 2**31 - 1),
+    ("slow_close", "delay", 86_400_000),
+    ("timeout", "timeout", 86_400_000),
+    ("reset_peer", "timeout", 86_400_000),
+    ("slicer", "average_size", 2**31 - 1),
+    ("slicer", "size_variation", 2**31 - 2),  # must stay below average_size
+    ("slicer", "delay", 86_400_000_000),
+    ("limit_data", "bytes", 2**63 - 1),
+]
+
+
+@pytest.mark.parametrize(("toxic_type", "attribute", "maximum"), MAXIMA)
+def test_every_attribute_is_range_checked_on_create_and_update(toxic_type: str, attribute: str, maximum: int) -> None:
+    base = {"average_size": 2**31 - 1} if toxic_type == "slicer" and attribute != "average_size" else {}
+    largest = parse_new_toxic({"type": toxic_type, "attributes": {**base, attribute: maximum}}, ())
+    assert largest.attributes[attribute] == maximum
+    documented = toxics.ATTRIBUTE_MAXIMA[toxic_type][attribute]
+    for value in (maximum + 1, 10**400, -1):
+        if attribute == "size_variation" and value == maximum + 1:
+            continue  # refused as not smaller than average_size; the table's own bound is checked next
+        with pytest.raises(ApiError) as created:
+            parse_new_toxic({"type": toxic_type, "attributes": {**base, attribute: value}}, ())
+        with pytest.raises(ApiError) as updated:
+            parse_toxic_update(largest, {"attributes": {attribute: value}})
+        for raised in (created.value, updated.value):
+            assert raised.status == 400
+            assert raised.message == f"bad request body: attribute {attribute!r} must be between 0 and {documented}"
+    with pytest.raises(ApiError, match=f"'{attribute}' must be between 0 and {documented}"):
+        parse_new_toxic({"type": toxic_type, "attributes": {attribute: documented + 1}}, ())
+
+
+def test_the_maxima_table_is_the_one_the_docstring_documents() -> None:
+    assert set(toxics.ATTRIBUTE_MAXIMA) == set(toxics.TOXIC_ATTRIBUTES)
+    docstring = toxics.__doc__ or ""
+    for toxic_type, limits in toxics.ATTRIBUTE_MAXIMA.items():
+        assert tuple(limits) == toxics.TOXIC_ATTRIBUTES[toxic_type]
+        for attribute, maximum in limits.items():
+            assert f"{toxic_type}.{attribute}" in docstring
+            assert f"{maximum:_}" in docstring, (toxic_type, attribute)
+
+
+@pytest.mark.parametrize(
+    "toxicity",
+    [
+        math.nan,
+        math.inf,
+        -math.inf,
+        -0.1,
+        -1,
+        1.000001,
+        2,
+        pytest.param(10**400, id="10^400"),
+        pytest.param(-(10**400), id="-10^400"),
+    ],
+    ids=str,
+)
+def test_toxicity_must_be_a_finite_probability(toxicity: float) -> None:
+    with pytest.raises(ApiError) as created:
+        parse_new_toxic({"type": "latency", "toxicity": toxicity}, ())
+    existing = parse_new_toxic({"type": "latency"}, ())
+    with pytest.raises(ApiError) as updated:
+        parse_toxic_update(existing, {"toxicity": toxicity})
+    for raised in (created.value, updated.value):
+        assert raised.status == 400
+        assert raised.message == "bad request body: toxicity must be a finite number between 0 and 1"
+
+
+@pytest.mark.parametrize("toxicity", [0, 0.0, 1e-9, 0.5, 1, 1.0])
+def test_toxicity_accepts_every_probability(toxicity: float) -> None:
+    assert parse_new_toxic({"type": "latency", "toxicity": toxicity}, ()).toxicity == float(toxicity)
 
 
 @pytest.mark.parametrize(("average", "variation"), [(1, 0), (7, 3), (100, 50), (1000, 999)])
@@ -136,4 +214,7 @@ def test_toxicity_is_a_probability() -> None:
 
 class _NoLink:
     def close_by_toxic(self, runtime: toxics.ToxicRuntime, *, reset: bool) -> None:
+        raise AssertionError("not expected")
+
+    def toxic_failed(self, runtime: toxics.ToxicRuntime, error: Exception) -> None:
         raise AssertionError("not expected")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from service.bounds import LOG_FIELD_MAX_CHARS, clipped, metric_method
 from service.ids import uuid7
 from service.logs import REDACTED, SecretRedactor
 
@@ -28,3 +29,24 @@ def test_uuid7_is_version_7_and_time_ordered() -> None:
     millis = [value.int >> 80 for value in ids]
     assert millis == sorted(millis)
     assert len(set(ids)) == len(ids)
+
+
+def test_redaction_still_finds_secrets_among_crafted_repetitions() -> None:
+    """The linear patterns (no backtracking) redact what the old ones did, around input built to defeat them."""
+    redact = SecretRedactor()
+    crafted = "://a:" * 50 + " redis://:pw-one@cache " + "eyJ" * 50 + " eyJa.eyJb.c " + "bearer " * 20 + "Bearer tok3n"
+    text = redact(crafted)
+    assert "pw-one" not in text
+    assert "eyJa.eyJb.c" not in text
+    assert "tok3n" not in text
+    assert text.startswith("://a:" * 50), "text that is not a secret is left alone"
+
+
+def test_client_text_in_log_lines_is_clipped() -> None:
+    assert clipped("a" * 100) == "a" * 100
+    long = clipped("/" + "x" * 20_000)
+    assert len(long) < LOG_FIELD_MAX_CHARS + 30
+    assert long.endswith(f"…(+{20_001 - LOG_FIELD_MAX_CHARS} chars)")
+    assert metric_method("GET") == "GET"
+    assert metric_method("get") == "OTHER"  # methods are case-sensitive (RFC 9110)
+    assert metric_method("X" * 16_000) == "OTHER"

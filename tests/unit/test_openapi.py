@@ -76,3 +76,25 @@ def test_health_and_metrics_are_public(document: dict[str, Any]) -> None:
     for path in ("/health/live", "/health/ready", "/metrics"):
         assert document["paths"][path]["get"]["security"] == []
     assert "503" in document["paths"]["/health/ready"]["get"]["responses"]
+
+
+def test_request_bodies_are_required(document: dict[str, Any]) -> None:
+    for path, method, operation in _operations(document):
+        if "requestBody" in operation:
+            assert operation["requestBody"]["required"] is True, (path, method)
+
+
+def test_attributes_are_documented_as_the_service_validates_them(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    attributes = schemas["EventIn"]["properties"]["attributes"]
+    assert attributes["propertyNames"]["pattern"] == "^[^\\u0000]*$", "keys without NUL"
+    value = schemas[attributes["additionalProperties"]["$ref"].rsplit("/", 1)[1]]
+    strings = [choice for choice in value["anyOf"] if choice.get("type") == "string"]
+    assert strings == [{"type": "string", "pattern": "^[^\\u0000]*$", "maxLength": 8192}]
+    assert "8 levels" in value["description"]
+
+
+def test_the_cross_field_rules_are_described(document: dict[str, Any]) -> None:
+    parameters = {p["name"]: p for p in document["paths"]["/api/v1/events"]["get"]["parameters"]}
+    assert "earlier than `until`" in parameters["since"]["description"]
+    assert "INVALID_CURSOR" in parameters["cursor"]["description"]
