@@ -8,8 +8,8 @@ dataset, then:
    sources, types and timestamps of the last 10 minutes as live traffic has them) for --seconds;
 2. COPY: raw asyncpg `copy_records_to_table` in 500-row batches into the same `events` table, from
    --copy-connections connections, for --seconds;
-3. INSERT: raw asyncpg running the service's own `INSERT ... SELECT unnest(...) ON CONFLICT DO NOTHING`
-   statement, same batches and connections.
+3. INSERT: raw asyncpg running the service's own statement for new events (`INSERT ... SELECT unnest(...)`),
+   same batches and connections.
 
 Every path pays the same table costs (primary key, three indexes, the rollup triggers of migration 0002).
 The run ends by checking that the rollups still add up to the events.
@@ -51,7 +51,7 @@ from scripts.perf_common import (
     stderr,
     wrk_path,
 )
-from service.events.repository import _INSERT_BATCH
+from service.events.repository import _INSERT_NEW
 
 BATCH = 500
 
@@ -110,7 +110,8 @@ async def _raw_writes(database_url: str, *, mode: str, connections: int, seconds
                         "events", records=rows, columns=["id", "source", "type", "occurred_at", "attributes"]
                     )
                 else:
-                    await connection.fetch(_INSERT_BATCH, *(list(column) for column in zip(*rows, strict=True)))
+                    columns = (list(column) for column in zip(*rows, strict=True))
+                    await connection.execute(_INSERT_NEW, *columns, "bench-ingest")  # the service's statement
                 written[0] += len(rows)
         finally:
             await connection.close()

@@ -23,24 +23,26 @@ from service.events.schemas import EventIn, ListQuery, StatsQuery
 
 _COLUMNS = "id, source, type, occurred_at, received_at, attributes, written_by"
 
-# ON CONFLICT DO NOTHING makes a re-sent id a no-op (idempotent ingest); RETURNING says which rows were new.
-# The whole batch is one statement: it is stored entirely or not at all, together with its counts in the
-# rollups (the statement trigger of migration 0002). Rows go in id order, so two concurrent batches that share
-# ids take their locks in the same order and cannot deadlock. `attributes` arrives as the compact JSON text
-# the service serialised, so its length is the size the API will send back (migration 0003).
-_INSERT_BATCH = """
-INSERT INTO events (id, source, type, occurred_at, attributes, attributes_size, written_by)
+# A batch is one statement: it is stored entirely or not at all, together with its counts in the rollups (the
+# statement trigger of migration 0002). Rows go in id order, so two concurrent batches that share ids take
+# their locks in the same order and cannot deadlock. `attributes` arrives as the compact JSON text the service
+# serialised, so its length is the size the API will send back (migration 0003).
+_ROWS = """
 SELECT id, source, type, occurred_at, attributes::jsonb, octet_length(attributes), $6
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
     AS batch(id, source, type, occurred_at, attributes)
 ORDER BY id
-ON CONFLICT (id) DO NOTHING
-RETURNING id
 """
+_COLUMNS_IN = "(id, source, type, occurred_at, attributes, attributes_size, written_by)"
 
-# Of the re-sent events, those whose stored content differs (RB-DATA-ID-CONFLICT). It runs in the insert's
-# transaction, after it: under READ COMMITTED it sees what a concurrent writer of the same id committed while
-# the insert waited for it, so a race cannot turn a conflict into a silent duplicate.
+# New ids (the common case, and every server-made id): one autocommit statement, which fails as a whole with
+# a unique violation when any id is stored already — or is being stored by a concurrent request.
+_INSERT_NEW = f"INSERT INTO events {_COLUMNS_IN} {_ROWS}"
+
+# Re-sent ids: ON CONFLICT DO NOTHING skips what is stored; RETURNING says which rows were new.
+_INSERT_BATCH = f"INSERT INTO events {_COLUMNS_IN} {_ROWS} ON CONFLICT (id) DO NOTHING RETURNING id"
+
+# Of the re-sent events, those whose stored content differs (RB-DATA-ID-CONFLICT).
 _DIFFERING = """
 SELECT stored.id
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
@@ -100,6 +102,16 @@ async def insert_events(
         [item.occurred_at for item in items],
         attributes,
     )
+    if len(set(ids)) == len(ids):
+        try:
+            await connection.execute(_INSERT_NEW, *columns, written_by)
+            return IngestOutcome(ids=list(ids), duplicate_ids=[])
+        except asyncpg.UniqueViolationError:
+            pass  # some ids are stored already: the careful path below decides duplicate or conflict
+    # In one transaction, so that a conflict found after the insert undoes it. The conflict check is a second
+    # statement: under READ COMMITTED it sees what a concurrent writer of the same id committed while the insert
+    # waited for it, so a race cannot turn a conflict into a silent duplicate. (The fast path above holds no
+    # transaction open across a round trip: batches share rollup rows, and they would wait on each other.)
     async with connection.transaction():
         rows = await connection.fetch(_INSERT_BATCH, *columns, written_by)
         new = {row[0] for row in rows}
