@@ -106,7 +106,7 @@ def run_conformance(
     assert report_path.exists(), result.stdout[-3000:] + result.stderr[-3000:]
     matrix: dict[str, object] = json.loads(report_path.read_text())
     matrix["exit_code"] = result.returncode
-    matrix["output"] = result.stdout[-4000:]
+    matrix["output"] = result.stdout[-12000:]
     return matrix
 
 
