@@ -5,7 +5,9 @@ every one of its processes, found through /proc parent links: pausing only Postg
 leave the backends of pooled connections answering. PostgreSQL refuses to run as root, so as root
 its processes are started as the `postgres` system user.
 
-Servers stop when their `with` block ends, and any left running stop at interpreter exit.
+Servers stop when their `with` block ends, and any left running stop at interpreter exit. However the
+process that started them dies (`kill -9` included), the kernel kills them too, and the next start removes
+their directories (`chaos.lifecycle`: parent-death signal, labelled temporary directories).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -28,7 +29,7 @@ import weakref
 from pathlib import Path
 from typing import Self
 
-from chaos.lifecycle import Lifecycle
+from chaos.lifecycle import Lifecycle, labelled_directory, start_process
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
@@ -101,7 +102,7 @@ class _Server(Lifecycle):
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
-        self.directory = Path(tempfile.mkdtemp(prefix=f"rb-{self.name}-"))
+        self.directory = labelled_directory(self.name)
         self.log_path = self.directory / f"{self.name}.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._paused = False
@@ -122,7 +123,7 @@ class _Server(Lifecycle):
             return self
         log = self.log_path.open("ab")
         try:
-            self._process = subprocess.Popen(
+            self._process = start_process(
                 self._command(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,

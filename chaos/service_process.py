@@ -1,7 +1,9 @@
 """The service as a real subprocess (`python -m service` under hypercorn), and schema migration.
 
 Harnesses run the service exactly as operators do, so what they observe (signals, workers, timeouts,
-graceful drain) is what production does.
+graceful drain) is what production does. The service dies with the process that started it, however that
+one dies (its workers die with it in turn), and its files live in a labelled directory that the next start
+removes if nobody did (`chaos.lifecycle`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Self
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from chaos.lifecycle import Lifecycle
+from chaos.lifecycle import Lifecycle, labelled_directory, start_process
 from chaos.servers import ServerError, answers_ok, free_port, log_tail
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -74,17 +76,23 @@ class ServiceProcess(Lifecycle):
         log_path: Path | None = None,
         application: str | None = None,
         code_root: Path | None = None,
+        reuse_port: bool = False,
     ) -> None:
         """`application` (MODULE:ATTR) replaces the service's own ASGI app, e.g. with a broken variant;
-        `code_root` runs the service from another checkout (a release drill's previous or candidate code)."""
+        `code_root` runs the service from another checkout (a release drill's previous or candidate code);
+        `reuse_port` lets another service started with it share the port (LISTEN_REUSE_PORT, for a rolling
+        restart); without it, a taken port makes the service exit with status 3."""
         self.env = dict(env)
         self.application = application
         self.code_root = code_root or REPO_ROOT
         self.port = port or free_port()
         self.workers = workers
+        self.reuse_port = reuse_port
         self._own_log_dir = log_path is None
-        self.log_path = log_path or Path(tempfile.mkdtemp(prefix="rb-service-")) / "service.log"
+        self.log_path = log_path or labelled_directory("service") / "service.log"
         self._process: subprocess.Popen[bytes] | None = None
+        self._metrics_dir: Path | None = None
+        self._log_start = 0
 
     @property
     def base_url(self) -> str:
@@ -101,7 +109,14 @@ class ServiceProcess(Lifecycle):
 
     def start(self) -> Self:
         env = {**os.environ, **self.env}
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each service instance gets its own (python -m service)
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if self.workers > 1:
+            # Each instance gets its own, beside its log: a service killed before its exit handlers ran leaves
+            # it in our (labelled) directory rather than loose in $TMPDIR.
+            self._metrics_dir = Path(tempfile.mkdtemp(prefix="metrics-", dir=self.log_path.parent))
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self._metrics_dir)
+        if self.reuse_port:
+            env["LISTEN_REUSE_PORT"] = "true"
         command = [
             sys.executable,
             "-m",
@@ -115,7 +130,8 @@ class ServiceProcess(Lifecycle):
             *(["--app", self.application] if self.application else []),
         ]
         with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
+            self._log_start = log.tell()
+            self._process = start_process(
                 command,
                 cwd=self.code_root,
                 env=env,
@@ -127,12 +143,23 @@ class ServiceProcess(Lifecycle):
         self.wait_live()
         return self
 
+    def _workers_listening(self) -> int:
+        """Workers of this start that listen: lines logged since it began (an earlier start may share the log)."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(self._log_start)
+                return log.read().count(b"Running on http")
+        except OSError:
+            return 0
+
     def wait_live(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Until the port answers /health/live and a worker of this process listens (its log says so): another
+        server on the port answering is not this one up, and this one will exit, refusing the taken port."""
         deadline = time.monotonic() + timeout
         while True:
             if self._process is not None and self._process.poll() is not None:
                 raise ServerError(f"the service exited with {self._process.returncode}:\n{self.log_tail()}")
-            if answers_ok(f"{self.base_url}/health/live"):
+            if self._workers_listening() >= 1 and answers_ok(f"{self.base_url}/health/live"):
                 return
             if time.monotonic() > deadline:
                 tail = self.log_tail()
@@ -144,11 +171,7 @@ class ServiceProcess(Lifecycle):
         """Wait until this process's own workers listen (its log says so), whoever answers the port."""
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                listening = self.log_path.read_text(errors="replace").count("Running on http")
-            except OSError:
-                listening = 0
-            if listening >= workers:
+            if self._workers_listening() >= workers:
                 return
             if self._process is not None and self._process.poll() is not None:
                 raise ServerError(f"the service exited with {self._process.returncode}:\n{self.log_tail()}")
@@ -184,6 +207,9 @@ class ServiceProcess(Lifecycle):
         # Workers are in the same process group; make sure none outlives the supervisor.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._process.pid, signal.SIGKILL)
+        if self._metrics_dir is not None:
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
+            self._metrics_dir = None
 
     def close(self) -> None:
         """Stop, and remove the log directory if this object created it."""

@@ -14,7 +14,9 @@ or "auto" (docker when a Docker engine answers and its images are present, else 
 the STACK_BACKEND environment variable, else "local".
 
 Everything a stack starts is stopped when its `with` block ends (also when the block raised), and at
-interpreter exit for stacks left running.
+interpreter exit for stacks left running. If the process that started a `LocalStack` dies without stopping it
+(`kill -9`, the OOM killer), every server, the fault proxy and the service die with it (a parent-death
+signal), and the next start removes their labelled temporary directories (`chaos.lifecycle`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import atexit
 import contextlib
 import os
 import shutil
-import tempfile
 import time
 import weakref
 from abc import ABC, abstractmethod
@@ -33,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
+from chaos.lifecycle import labelled_directory
 from chaos.proxy import FaultProxy, FaultProxyProcess
 from chaos.servers import PostgresServer, RedisServer, ServerError
 from chaos.service_process import ServiceProcess, generated_credentials, migrate
@@ -238,7 +240,7 @@ class LocalStack(StackBackend):
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def _start(self) -> None:
-        directory = Path(tempfile.mkdtemp(prefix="rb-stack-"))
+        directory = labelled_directory("stack")
         self.directory = directory
         self._resources.callback(shutil.rmtree, directory, True)
 
@@ -317,6 +319,7 @@ class LocalStack(StackBackend):
             workers=self.workers,
             log_path=self.directory / "service.log",
             application=self.application,
+            reuse_port=True,  # so that a rolling restart can start the next one beside it
         )
         if self._service is None:
             self._resources.callback(self._stop_service)
@@ -383,14 +386,13 @@ class LocalStack(StackBackend):
     def rolling_restart_service(
         self, env_overrides: Mapping[str, str] | None = None, *, code_root: Path | None = None
     ) -> None:
-        """The new service starts on the same port beside the old one (hypercorn sets SO_REUSEPORT when it
-        runs several workers, and the kernel spreads new connections over both); once the new one listens,
-        the old one gets SIGTERM and drains: readiness `draining`, in-flight requests finished. With
-        `code_root`, the new service runs another checkout of the code (a release drill's releases)."""
+        """The new service starts on the same port beside the old one (the stack starts each service with
+        LISTEN_REUSE_PORT=true, so both set SO_REUSEPORT and the kernel spreads new connections over both);
+        once the new one listens, the old one gets SIGTERM and drains: readiness `draining`, in-flight
+        requests finished. With `code_root`, the new service runs another checkout of the code (a release
+        drill's releases; one from before LISTEN_REUSE_PORT existed shares the port only with workers >= 2)."""
         if self._service is None or self.directory is None:
             raise ServerError("the stack is not running")
-        if self.workers < 2:  # one worker: no SO_REUSEPORT, so the port cannot be shared
-            raise ServerError("a rolling restart needs workers >= 2 (hypercorn shares the port only then)")
         old = self._service
         self._service_env = {**self._service_env, **(env_overrides or {})}
         self._rollouts += 1
@@ -401,6 +403,7 @@ class LocalStack(StackBackend):
             log_path=self.directory / f"service-rollout-{self._rollouts}.log",
             application=self.application,
             code_root=code_root,
+            reuse_port=True,
         )
         new.start()
         new.wait_workers_listening(self.workers)

@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from conformance.suite_events import WINDOW_START
+
 
 def problem(response: Any, status: int, code: str) -> dict[str, Any]:
     """Assert an RFC 9457 problem with this status and code, and return its body."""
@@ -39,6 +41,7 @@ def eventually(condition: Callable[[], bool], within_s: float, interval_s: float
 
 
 def event_body(source: str, **fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"source": source, "type": "conformance.check", "occurred_at": "2026-01-01T00:00:00Z"}
+    """An event as the checks write it: in the suite's time window (conformance/suite_events.py)."""
+    body: dict[str, Any] = {"source": source, "type": "conformance.check", "occurred_at": WINDOW_START}
     body.update(fields)
     return body

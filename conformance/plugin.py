@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from conformance.registry import ID_PATTERN, Registry, RegistryError, load_registry
+from conformance.suite_events import SOURCE_PREFIX, WINDOW_END, WINDOW_START
 
 REQUIREMENT_MARK = "requirement"
 NEEDS_CONTROL_MARK = "needs_control"
@@ -59,7 +60,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--base-url",
         default=os.environ.get("CONFORMANCE_BASE_URL"),
         help="check this running deployment instead of starting the embedded stack "
-        "(credentials from API_KEY and, for JWT checks, JWT_SECRET)",
+        "(credentials from API_KEY and, for JWT checks, JWT_SECRET); it must answer and accept them first",
+    )
+    group.addoption(
+        "--prechecked",
+        action="store_true",
+        help="the --base-url target was checked already (python -m conformance does it before pytest starts)",
     )
     group.addoption("--report-dir", default=None, help="write requirements.md and requirements.json here")
     group.addoption(
@@ -196,6 +202,9 @@ def render_markdown(matrix: dict[str, Any]) -> str:
         "# Requirement matrix",
         "",
         f"Target: {matrix['target']}",
+        "",
+        f"Written to it: events with a source beginning `{SOURCE_PREFIX}` and occurred_at in "
+        f"[{WINDOW_START}, {WINDOW_END}) (conformance/suite_events.py).",
         "",
         "| ID | Requirement | Tests | Outcome |",
         "|---|---|---|---|",

@@ -20,15 +20,30 @@ a contract violation. Exactly these, and only when the answer names that rule:
 
 Every other refusal of schema-valid data still fails the check. With `CONFORMANCE_SCHEMATHESIS_DROPPED=FILE`, each
 dropped failure is appended to FILE as one line (operation, code, reason), to see what was excused.
+
+What the fuzzing writes is marked as the suite's own (conformance/suite_events.py): before an ingest case is
+sent, each event's valid `source` becomes `rb-conformance-schemathesis` and its valid `occurred_at` a moment on
+2001-01-01 (UTC), the same for the same generated value. Only valid values are replaced, by valid ones, so a
+case keeps exactly the invalidity it was generated with and tests what it tested; an invalid value is left as
+generated (a conforming service refuses the case and stores nothing). Without this, a run left events with
+sources like `0` and years from 0013 to 8690 in the target.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import schemathesis
 from schemathesis.openapi.checks import RejectedPositiveData
+
+from conformance.suite_events import SCHEMATHESIS_SOURCE, in_window
+
+INGEST_OPERATION = ("POST", "/api/v1/events")
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 CROSS_FIELD_MESSAGES = (
     "`since` must be earlier than `until`",
@@ -81,3 +96,45 @@ def _dropped(case: Any, problem: dict[str, Any], reason: str) -> bool:
         with open(log, "a", encoding="utf-8") as file:
             file.write(f"{case.operation.label}\t{problem.get('code')}\t{reason[:200]}\n")
     return False
+
+
+@schemathesis.hook
+def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
+    """Mark the events an ingest case would store as the suite's own (see the module docstring)."""
+    if (case.operation.method.upper(), case.operation.path) != INGEST_OPERATION or not isinstance(case.body, dict):
+        return
+    source_rule = _source_rule(case.operation.schema.raw_schema)
+    items = case.body.get("items") if "items" in case.body else [case.body]
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict):
+            _mark(item, source_rule)
+
+
+def _mark(event: dict[str, Any], source_rule: Callable[[str], bool]) -> None:
+    """Replace only values that are valid already: a case keeps exactly the invalidity it was generated with
+    (a negative case whose body is valid, its mutation being elsewhere, can be stored too)."""
+    source, occurred_at = event.get("source"), event.get("occurred_at")
+    if isinstance(source, str) and source_rule(source):
+        event["source"] = SCHEMATHESIS_SOURCE
+    if isinstance(occurred_at, str) and _is_timestamp(occurred_at):
+        event["occurred_at"] = in_window(occurred_at)
+
+
+def _source_rule(document: dict[str, Any]) -> Callable[[str], bool]:
+    """The document's own rule for an event's `source` (pattern and length), so the hook never drifts from it."""
+    schema = document.get("components", {}).get("schemas", {}).get("EventIn", {}).get("properties", {})
+    rule = schema.get("source", {})
+    pattern = re.compile(rule.get("pattern", r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"))
+    shortest, longest = int(rule.get("minLength", 1)), int(rule.get("maxLength", 128))
+    return lambda value: shortest <= len(value) <= longest and pattern.search(value) is not None
+
+
+def _is_timestamp(value: str) -> bool:
+    """RFC 3339 with an offset, in years 1-9999 after conversion to UTC (what the service accepts)."""
+    if not RFC3339.fullmatch(value):
+        return False
+    try:
+        moment = datetime.fromisoformat(value.replace("z", "Z"))
+        return moment.tzinfo is not None and 1 <= moment.astimezone(UTC).year <= 9999
+    except (ValueError, OverflowError):
+        return False

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +19,7 @@ import jwt
 import pytest
 
 from chaos.stack import StackBackend
+from conformance.suite_events import RUN_ID, SOURCE_PREFIX
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
@@ -68,7 +69,9 @@ class Target:
         """An HS256 token; checks that need one are not applicable without the target's JWT_SECRET."""
         if not self.jwt_secret:
             pytest.skip("not applicable: JWT_SECRET of the target was not given")
-        payload: dict[str, Any] = {"sub": f"conformance-{uuid.uuid4().hex[:8]}", "exp": int(time.time()) + lifetime_s}
+        # A subject of its own per token: each has its own rate-limit budget, shared with no other client.
+        subject = f"{SOURCE_PREFIX}{RUN_ID}-{uuid.uuid4().hex[:8]}"
+        payload: dict[str, Any] = {"sub": subject, "exp": int(time.time()) + lifetime_s}
         if scopes is not None:
             payload["scope"] = scopes
         payload.update(claims)
@@ -110,3 +113,134 @@ class Target:
             yield
         finally:
             stack.restart_service(previous)
+
+
+# -- the anonymous rate limit ---------------------------------------------------------------------------------
+# Requests without valid credentials are counted per client address (RATE_LIMIT_ANONYMOUS, 120/minute by
+# default), a budget the suite shares with every other client at its address: an earlier run, an operator's
+# curl. The suite's own checks spend a few dozen; a 429 of that policy is waited out as its Retry-After asks,
+# at most this long in all, so that a check of a 401 shows the service's answer, not someone else's spending.
+ANONYMOUS_WAIT_BOUND_S = 65.0
+
+
+def rate_limited_policy(response: httpx.Response) -> str | None:
+    """The policy a 429 RATE_LIMITED answer names (None for any other answer)."""
+    if response.status_code != 429:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return str(body.get("policy")) if isinstance(body, dict) and body.get("code") == "RATE_LIMITED" else None
+
+
+def retry_after_s(response: httpx.Response, default: float = 1.0) -> float:
+    try:
+        return max(0.0, float(response.headers.get("retry-after", default)))
+    except ValueError:
+        return default
+
+
+def send_anonymous(
+    client: httpx.Client, method: str, path: str, *, bound_s: float = ANONYMOUS_WAIT_BOUND_S, **kwargs: Any
+) -> httpx.Response:
+    """A request the service counts against the anonymous limit, sent again after the Retry-After of a 429
+    of that policy (bounded: past `bound_s` in all, the 429 is returned and the check shows it)."""
+    waited = 0.0
+    while True:
+        response = client.request(method, path, **kwargs)
+        if rate_limited_policy(response) != "anonymous":
+            return response
+        delay = max(retry_after_s(response), 0.2)
+        if waited + delay > bound_s:
+            return response
+        time.sleep(delay)
+        waited += delay
+
+
+# -- before any check: can the suite run against this target at all? ------------------------------------------
+class CouldNotRun(Exception):
+    """The suite cannot check this target (exit 3); the message is one line and names no secret."""
+
+
+PRECHECK_TIMEOUT_S = 5.0
+
+
+def _unreachable(base_url: str, error: httpx.HTTPError) -> CouldNotRun:
+    if isinstance(error, httpx.TimeoutException):
+        reason = f"no answer within {PRECHECK_TIMEOUT_S:g} s"
+    else:
+        reason = str(error) or type(error).__name__
+    return CouldNotRun(f"target unreachable: {base_url} ({reason})")
+
+
+def _wait_out_anonymous_limit(
+    client: httpx.Client, base_url: str, progress: Callable[[str], None], bound_s: float
+) -> None:
+    """If an earlier run or another client spent the anonymous budget, wait until it refills (bounded)."""
+    response = client.get("/api/v1/events", params={"limit": 1})
+    if rate_limited_policy(response) != "anonymous":
+        return
+    window_s = _policy_window_s(response)
+    waited = 0.0
+    while rate_limited_policy(response) == "anonymous":
+        delay = max(retry_after_s(response), 0.5)
+        if waited + delay + window_s > bound_s:
+            raise CouldNotRun(
+                f"the anonymous rate limit of {base_url} is spent and refills in {delay:g} s, more than this run "
+                f"waits ({bound_s:g} s): it counts requests without valid credentials per client address"
+            )
+        progress(
+            f"the anonymous rate limit of {base_url} is spent (by an earlier run or another client at this "
+            f"address); waiting {delay:g} s as its Retry-After asks"
+        )
+        time.sleep(delay)
+        waited += delay
+        response = client.get("/api/v1/events", params={"limit": 1})
+    # Under a sliding window the budget comes back gradually: one more window and the earlier spending no
+    # longer counts, so the checks of 401 answers have the whole budget.
+    progress(f"waiting {window_s:g} s more for the whole anonymous budget to be back")
+    time.sleep(window_s)
+
+
+def _policy_window_s(response: httpx.Response) -> float:
+    """`w` of the RateLimit-Policy header (`"anonymous";q=120;w=60`), else a minute."""
+    for part in response.headers.get("ratelimit-policy", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == "w" and value.isdigit():
+            return float(value)
+    return 60.0
+
+
+def precheck(
+    base_url: str,
+    *,
+    api_key: str,
+    jwt_secret: str | None,
+    progress: Callable[[str], None],
+    rate_limit_wait_bound_s: float = 2 * ANONYMOUS_WAIT_BOUND_S,
+) -> None:
+    """Before any check: the target answers, and accepts the API key (and tokens signed with JWT_SECRET).
+
+    Raises CouldNotRun with one line otherwise. A 5xx is not a reason to stop: showing it is the checks'
+    job. Costs one anonymous request, and one more only when the key is refused."""
+    with httpx.Client(base_url=base_url, timeout=PRECHECK_TIMEOUT_S) as client:
+        try:
+            client.get("/health/live")
+            _wait_out_anonymous_limit(client, base_url, progress, rate_limit_wait_bound_s)
+            keyed = client.get("/api/v1/events", params={"limit": 1}, headers={"X-API-Key": api_key})
+            if keyed.status_code in (401, 403) or rate_limited_policy(keyed) == "anonymous":
+                raise CouldNotRun(f"the API key was refused by {base_url} ({keyed.status_code})")
+            if keyed.status_code == 404:
+                raise CouldNotRun(f"no events API at {base_url}: GET /api/v1/events answered 404")
+            if jwt_secret:
+                claims = {"sub": f"{SOURCE_PREFIX}{RUN_ID}-precheck", "scope": "events:read"}
+                token = jwt.encode({**claims, "exp": int(time.time()) + 60}, jwt_secret, algorithm="HS256")
+                bearer = client.get("/api/v1/events", params={"limit": 1}, headers={"Authorization": f"Bearer {token}"})
+                if bearer.status_code in (401, 403):
+                    raise CouldNotRun(
+                        f"a token signed with JWT_SECRET was refused by {base_url} ({bearer.status_code}): "
+                        "is it the target's secret?"
+                    )
+        except httpx.HTTPError as error:
+            raise _unreachable(base_url, error) from None

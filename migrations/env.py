@@ -7,11 +7,14 @@ import os
 from logging.config import fileConfig
 
 from alembic import context
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from service.db import metadata
+from service.schema import schema_comment, still_serves
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -30,10 +33,22 @@ def _database_url() -> str:
     return f"postgresql+asyncpg://{rest}"
 
 
+def _record_still_serves(connection: Connection) -> None:
+    """Write, in the migration's transaction, which earlier releases the schema now serves (service/schema.py):
+    a release that does not know this revision reads it to decide its readiness."""
+    revision = context.get_context().get_current_revision()
+    if revision is None:
+        return  # downgraded to base: no release is served, and alembic_version is empty
+    served = still_serves(ScriptDirectory.from_config(config), revision)
+    literal = schema_comment(revision, served).replace("'", "''")  # COMMENT takes no bind parameters
+    connection.execute(text(f"COMMENT ON TABLE alembic_version IS '{literal}'"))
+
+
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
+        _record_still_serves(connection)
 
 
 async def _run_online(engine: AsyncEngine | None = None) -> None:

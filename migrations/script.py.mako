@@ -20,6 +20,9 @@ depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 # Rollback declaration (RB-ROLLBACK-SCHEMA): can `downgrade()` run, and does it keep every stored event?
 downgrade_reversible: bool = True
 downgrade_data_safe: bool = False
+# Compatibility declaration (RB-HEALTH-SCHEMA): True only when the upgrade adds nothing earlier releases
+# must know about (nullable columns, tables, indexes), so they keep serving this schema (and stay ready).
+expand_only: bool = False
 
 
 def upgrade() -> None:

@@ -1,4 +1,4 @@
-"""Is `python -m alembic downgrade -1` safe right now? (RB-ROLLBACK-SCHEMA, 롤백 전략: 스키마 롤백)
+"""Is `python -m alembic downgrade -1` safe right now? (RB-ROLLBACK-SCHEMA, RB-OPS-VERDICTS; 롤백 전략: 스키마 롤백)
 
     python scripts/check_migration_rollback.py                     # the repository's head revision
     DATABASE_URL=postgresql://… python scripts/check_migration_rollback.py   # the revision that database is at
@@ -15,12 +15,14 @@ equivalent, `alembic downgrade <down revision of the checked revision>`, in one 
 locks and re-reads the database's revision, and refuses if that is no longer the revision it checked
 (someone migrated in between), so no unchecked revision is ever undone.
 
-Exit status:
-  0  safe (and done, with --run)
-  1  refused: the downgrade is not declared reversible and data-safe
-  2  bad usage, no revision, or the database cannot be read
-  3  refused: the database's revision changed since the check (or another migration holds it); nothing done
-  4  the downgrade itself failed and was rolled back
+Exit status, in the operator commands' shared table (README.md, "Exit codes"; the whole table is below):
+  0  passed: safe (and done, with --run)
+  1  failed: refused as unsafe, the downgrade is not declared reversible and data-safe
+  2  bad usage, or nothing to check: the database has no alembic revision, or one this code does not know
+  3  could not run, nothing was done: the database is unreachable or refuses the credentials (one line says
+     which, never the password), or, with --run, its revision changed since the check (or another
+     migration holds it): check again
+  5  the downgrade itself failed and was rolled back (this command's own code)
 """
 
 from __future__ import annotations
@@ -38,14 +40,17 @@ from alembic.script import Script, ScriptDirectory
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from conformance.secret_options import add_secret_option, parse_without_echo, secret_epilog, secret_from
+from conformance.verdicts import Exit, exit_code_epilog
 
 REPO = Path(__file__).resolve().parent.parent
 
-REFUSED_UNSAFE = 1
-USAGE = 2
-REVISION_CHANGED = 3
-DOWNGRADE_FAILED = 4
+REFUSED_UNSAFE = Exit.FAILED
+USAGE = Exit.USAGE
+DATABASE_UNUSABLE = Exit.COULD_NOT_RUN  # unreachable, or the credentials refused: nothing was checked
+REVISION_CHANGED = Exit.COULD_NOT_RUN  # the checked state is gone: nothing was done, check again
+DOWNGRADE_FAILED = 5  # this command's own code (the shared table ends at 4)
 LOCK_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
@@ -126,9 +131,14 @@ def _why(error: BaseException, url: str) -> str:
     import asyncpg
 
     cause = _root_cause(error)
-    if isinstance(cause, asyncpg.PostgresError):
+    if isinstance(cause, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidPasswordError):
+        reason = f"the database refuses the credentials ({type(cause).__name__}: {cause})"
+    elif isinstance(cause, asyncpg.PostgresError):
         reason = f"{type(cause).__name__}: {cause}"  # the server's own message
-    elif isinstance(cause, OSError | TimeoutError):
+    elif isinstance(cause, TimeoutError | asyncio.CancelledError):
+        # asyncpg's connect timeout; also what a server that is not PostgreSQL (it never answers) ends in
+        reason = f"no answer from a PostgreSQL server within {CONNECT_TIMEOUT_S} s ({type(cause).__name__})"
+    elif isinstance(cause, OSError):
         reason = f"cannot connect ({type(cause).__name__}: {cause})"
     else:
         reason = (
@@ -145,7 +155,7 @@ def _asyncpg_dsn(url: str) -> str:
 async def _database_revision(url: str) -> str | None:
     import asyncpg
 
-    connection = await asyncpg.connect(_asyncpg_dsn(url), timeout=10)
+    connection = await asyncpg.connect(_asyncpg_dsn(url), timeout=CONNECT_TIMEOUT_S)
     try:
         if not await connection.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL"):
             return None
@@ -158,7 +168,7 @@ async def _database_revision(url: str) -> str | None:
 def database_revision(url: str) -> str | None:
     try:
         return asyncio.run(_database_revision(url))
-    except Exception as error:
+    except (Exception, asyncio.CancelledError) as error:  # CancelledError is no Exception, and no traceback either
         raise DatabaseError(_why(error, url)) from None
 
 
@@ -236,7 +246,7 @@ def run_downgrade(database_url: str, verdict: Verdict, *, force_unsafe: bool = F
     except RevisionChanged as changed:
         print(f"REFUSED: {changed}. Nothing was downgraded: check again before rolling back.", file=sys.stderr)
         return REVISION_CHANGED
-    except Exception as error:
+    except (Exception, asyncio.CancelledError) as error:
         print(f"the downgrade failed and was rolled back: {_why(error, database_url)}", file=sys.stderr)
         return DOWNGRADE_FAILED
     print(f"downgraded: {verdict.revision} → {verdict.target}")
@@ -246,10 +256,13 @@ def run_downgrade(database_url: str, verdict: Verdict, *, force_unsafe: bool = F
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__,
-        epilog=secret_epilog(
-            "The database URL (with its password; without one, the repository's head is checked)",
-            option="database-url",
-            env="DATABASE_URL",
+        epilog=exit_code_epilog(
+            {DOWNGRADE_FAILED: "the downgrade itself failed and was rolled back"},
+            extra=secret_epilog(
+                "The database URL (with its password; without one, the repository's head is checked)",
+                option="database-url",
+                env="DATABASE_URL",
+            ),
         ),
         allow_abbrev=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -270,8 +283,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             current = database_revision(database_url)
         except DatabaseError as error:
-            print(f"cannot read the database's revision (the database in {source}): {error}", file=sys.stderr)
-            return USAGE
+            print(
+                f"could not run: cannot read the database's revision (the database in {source}): {error}",
+                file=sys.stderr,
+            )
+            return DATABASE_UNUSABLE
         where = "the database"
     else:
         current = scripts.get_current_head()

@@ -1,13 +1,16 @@
 """Run the events API for development (`make serve`), or run it once and smoke-test it (`--smoke`).
 
 The environment decides what it talks to: with DATABASE_URL / REDIS_URL set it uses those servers (and
-migrates only when asked with --migrate); without them it starts throwaway PostgreSQL and Redis servers on
-ephemeral loopback ports and migrates them. Missing API_KEY / JWT_SECRET are generated and printed once,
-as `export NAME=value` lines to paste into the shell where you run the sample commands.
+migrates only when asked with --migrate; it says how when readiness finds the schema unmigrated or behind);
+without them it starts throwaway PostgreSQL and Redis servers on ephemeral loopback ports and migrates them.
+Missing API_KEY / JWT_SECRET are generated and printed once, as `export NAME=value` lines to paste into the
+shell where you run the sample commands.
 
 It never prints a secret it did not make itself: API_KEY, JWT_SECRET, DATABASE_URL and REDIS_URL from your
 environment stay out of its output, and the sample curl lines read the key from the shell ("$API_KEY").
-Everything it started is stopped on Ctrl-C.
+Everything it started is stopped on Ctrl-C, and dies with it however it dies (kill -9, a closed terminal):
+nothing is left answering on its port, and the next start removes the temporary directories a killed run
+left (chaos/lifecycle.py). A port another server holds makes the service exit with status 3.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import httpx
+
 from chaos.servers import PostgresServer, RedisServer, ServerError
 from chaos.service_process import ServiceProcess, generated_credentials, migrate
 from conformance.smoke import run_smoke
+from service.schema import load_expectation
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +63,24 @@ def _curl_lines(base_url: str) -> str:
        -d '{EXAMPLE_EVENT}'
   curl -s '{base_url}/api/v1/events?source=checkout' -H "X-API-Key: $API_KEY"
 """
+
+
+def _schema_hint(base_url: str) -> str | None:
+    """How to migrate, when the service's readiness finds the database not at this release's revision."""
+    try:
+        body = httpx.get(f"{base_url}/health/ready", timeout=3).json()
+        schema = body["checks"]["schema"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None  # no answer, or the database did not answer: nothing to say about its schema
+    if schema.get("status") != "down":
+        return None
+    hint = f"\nreadiness is 503 until the schema matches: {schema.get('error')}"
+    if body.get("schema_revision") is None or body["schema_revision"] in load_expectation().history:
+        hint += (
+            "\n  migrate: restart with `.venv/bin/python scripts/serve.py --migrate`, or run "
+            "`.venv/bin/python -m alembic upgrade head` in this shell (it reads the same DATABASE_URL)"
+        )
+    return hint
 
 
 def _redactor(env: dict[str, str]) -> Callable[[str], str]:
@@ -118,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         api_key = env.get("API_KEY") or os.environ["API_KEY"]
         print(f"\nAPI on {service.base_url} (logs: {service.log_path})")
+        schema_hint = _schema_hint(service.base_url)
+        if schema_hint:
+            print(schema_hint)
 
         if args.smoke:
             results = run_smoke(service.base_url, api_key)

@@ -4,6 +4,11 @@ The environment is validated before any worker starts, so a missing or weak secr
 a clear message and exit code 2 (RB-AUTH-SECRETS). With more than one worker, Prometheus multiprocess mode is
 switched on so /metrics reports every worker (RB-OBS-METRICS). Workers run under `service.supervisor`, which
 drains on SIGTERM (RB-HEALTH-DRAIN).
+
+Exit statuses: 0 stopped as asked; 2 bad configuration (nothing started); 3 could not bind a listening
+address — taken by another server, not local, or not permitted (nothing started; one line on stderr names
+the address); any other non-zero status is a worker's that failed. A taken port is refused even with several
+workers: servers share a port only when each was started with LISTEN_REUSE_PORT=true (a rolling restart).
 """
 
 from __future__ import annotations
@@ -21,9 +26,13 @@ from hypercorn.config import Config
 
 from service.logs import configure_logging
 from service.settings import ConfigError, load_settings
-from service.supervisor import serve
+from service.supervisor import BindError, serve
 
 APPLICATION = "service.asgi:app"
+EXIT_BAD_CONFIGURATION = 2
+EXIT_BIND_FAILED = 3
+REUSE_PORT_ENV = "LISTEN_REUSE_PORT"
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,15 +75,27 @@ def _prepare_multiprocess_metrics(workers: int) -> None:
         atexit.register(shutil.rmtree, directory, True)
 
 
+def _reuse_port() -> bool:
+    """LISTEN_REUSE_PORT: let other servers that set it too listen on the same port (SO_REUSEPORT)."""
+    value = os.environ.get(REUSE_PORT_ENV, "").strip().lower()
+    if value in _TRUE | _FALSE:
+        return value in _TRUE
+    raise ConfigError(f"{REUSE_PORT_ENV}: expected true or false")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
+        reuse_port = _reuse_port()
     except ConfigError as error:
         print(error, file=sys.stderr)
-        return 2
+        return EXIT_BAD_CONFIGURATION
     if args.check_config:
         shown = settings.model_dump(exclude={"database_url", "redis_url", "api_key", "jwt_secret"})
+        # The values in force, not the raw fields: an unset DB_MAX_CONCURRENCY means DB_POOL_SIZE.
+        shown["db_max_concurrency"] = settings.db_concurrency
+        shown["listen_reuse_port"] = reuse_port
         for name, value in sorted(shown.items()):
             print(f"{name.upper()}={value}")
         return 0
@@ -92,7 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers is not None:
         config.workers = args.workers
     _prepare_multiprocess_metrics(config.workers)
-    return serve(config, drain_delay_s=settings.drain_delay_s, unsent_data_timeout_s=settings.response_send_timeout_s)
+    try:
+        return serve(
+            config,
+            drain_delay_s=settings.drain_delay_s,
+            unsent_data_timeout_s=settings.response_send_timeout_s,
+            reuse_port=reuse_port,
+        )
+    except BindError as error:
+        print(f"python -m service: {error}", file=sys.stderr)
+        return EXIT_BIND_FAILED
 
 
 if __name__ == "__main__":

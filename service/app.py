@@ -21,11 +21,12 @@ from service.edge import EdgeLimits, EdgeMiddleware
 from service.errors import register_error_handlers
 from service.events.cursor import CursorCodec
 from service.events.routes import blueprint as events_blueprint
-from service.health import Check, ReadinessProbe, check_database, check_redis
+from service.health import Check, ReadinessProbe, check_database, check_redis, schema_check
 from service.health import blueprint as health_blueprint
 from service.openapi import RunbookOpenAPIProvider
 from service.ratelimit import RateLimiter
 from service.redis_options import redis_client_options
+from service.schema import load_expectation
 from service.settings import Settings
 from service.web import json_response
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings) -> Quart:
     app.config.update(
         SETTINGS=settings,
         STARTED_AT=datetime.now(UTC),
+        SCHEMA=load_expectation(settings.compatible_schema_revisions),  # read once: this release's own head
         MAX_CONTENT_LENGTH=settings.max_request_body_bytes,  # second line behind the edge guard
         CURSORS=CursorCodec(settings.jwt_secret.get_secret_value()),
         AUTH=AuthConfig(
@@ -103,6 +105,7 @@ def create_app(settings: Settings) -> Quart:
                 # A readiness round that finds Redis down moves rate limiting to the fallback at once,
                 # so no request has to wait out a Redis timeout to find out.
                 on_down={"redis": limiter.fall_back},
+                derived={"schema": schema_check(app.config["SCHEMA"])},
             ),
             SHUTDOWN_WATCH=asyncio.get_running_loop().create_task(lifecycle.watch_shutdown_signal()),
         )

@@ -7,6 +7,12 @@ within `HEALTH_CHECK_TIMEOUT_S` even when the dependency hangs. Results are shar
 is running, every probe waits for that round, and a finished round is reused for `HEALTH_CACHE_S`, so a
 probe storm costs the database at most one `SELECT` per worker per cache period. The database check uses a
 one-connection engine of its own, so a busy request pool is not mistaken for a sick database.
+
+The `schema` check (RB-HEALTH-SCHEMA) judges the alembic revision the database check read against the one
+this release expects (service/schema.py): an unmigrated, behind or unknown schema serves 500s, so the
+instance must not get traffic. It is derived from the database check's answer (no query of its own) and is
+left out of a round in which the database did not answer: the revision is then unknown, and the failure is
+the database's, not the schema's.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from service import lifecycle, metrics
 from service.auth import public
 from service.bounded import within
 from service.openapi import extra_responses
+from service.schema import SchemaExpectation, read_still_serves
 from service.settings import Settings
 from service.web import json_response
 
@@ -61,6 +68,7 @@ class ReadyStatus(BaseModel):
     status: Literal["ready", "degraded", "draining"]
     version: str
     schema_revision: str | None
+    expected_schema_revision: str
     degraded_mode: Literal["none", "read_only"]
     rate_limit_backend: Literal["redis", "memory"]
     failed_checks: list[str]
@@ -82,6 +90,8 @@ class CheckResult:
 
 
 Check = Callable[[], Coroutine[Any, Any, Any]]
+# A check computed from the other checks' results of the same round; None when it cannot be judged.
+DerivedCheck = Callable[[Mapping[str, CheckResult]], CheckResult | None]
 
 
 async def _run_check(check: Check, limit_s: float) -> CheckResult:
@@ -109,9 +119,12 @@ class ReadinessProbe:
         timeout_s: float,
         cache_s: float,
         on_down: Mapping[str, Callable[[str], None]] | None = None,
+        derived: Mapping[str, DerivedCheck] | None = None,
     ) -> None:
-        """`on_down[name]` is told (with the reason) whenever check `name` finds its dependency down."""
+        """`on_down[name]` is told (with the reason) whenever check `name` finds its dependency down;
+        `derived[name]` judges the round's results after the checks ran (and is left out when it returns None)."""
         self._checks = checks
+        self._derived = dict(derived or {})
         self._on_down = dict(on_down or {})
         self._timeout_s = timeout_s
         self._cache_s = cache_s
@@ -120,14 +133,21 @@ class ReadinessProbe:
 
     async def _check_all(self) -> dict[str, CheckResult]:
         names = list(self._checks)
-        results = await asyncio.gather(*(_run_check(self._checks[name], self._timeout_s) for name in names))
-        for name, result in zip(names, results, strict=True):
+        answers = await asyncio.gather(*(_run_check(self._checks[name], self._timeout_s) for name in names))
+        results = dict(zip(names, answers, strict=True))
+        for name, judge in self._derived.items():
+            verdict = judge(results)
+            if verdict is not None:
+                results[name] = verdict
+        # A derived check left out of this round keeps its gauge's last value: it was not judged.
+        for name, result in results.items():
             metrics.DEPENDENCY_UP.labels(name).set(1 if result.up else 0)
             if not result.up and name in self._on_down:
                 self._on_down[name](result.error or "down")
-        metrics.READY.set(1 if all(result.up for result in results) and not lifecycle.is_draining() else 0)
+        ready = all(result.up for result in results.values()) and not lifecycle.is_draining()
+        metrics.READY.set(1 if ready else 0)
         self._finished_at = time.monotonic()
-        return dict(zip(names, results, strict=True))
+        return results
 
     async def results(self) -> dict[str, CheckResult]:
         fresh = time.monotonic() - self._finished_at < self._cache_s
@@ -137,19 +157,51 @@ class ReadinessProbe:
         return await asyncio.shield(self._round)
 
 
-async def check_database(engine: AsyncEngine) -> str | None:
-    """Round trip to PostgreSQL; returns the alembic revision the database is at (None if unmigrated)."""
+@dataclass(frozen=True, slots=True)
+class DatabaseSchema:
+    """What the database check read: the alembic revision (None if unmigrated) and the earlier revisions
+    whose releases its schema declares it still serves (service/schema.py)."""
+
+    revision: str | None
+    still_serves: frozenset[str] = frozenset()
+
+
+# One round trip reads both: the revision and the comment the last migration run left on its table.
+SCHEMA_QUERY = text(
+    "SELECT version_num, obj_description('alembic_version'::regclass, 'pg_class') AS comment FROM alembic_version"
+)
+
+
+async def check_database(engine: AsyncEngine) -> DatabaseSchema:
+    """Round trip to PostgreSQL; returns the schema the database is at."""
     async with engine.connect() as connection:
         try:
-            revision = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+            row = (await connection.execute(SCHEMA_QUERY)).first()
         except ProgrammingError:  # no alembic_version table: reachable, but never migrated
             await connection.rollback()
-            return None
-    return str(revision) if revision is not None else None
+            return DatabaseSchema(None)
+    if row is None or row.version_num is None:
+        return DatabaseSchema(None)
+    revision = str(row.version_num)
+    return DatabaseSchema(revision, read_still_serves(revision, row.comment))
 
 
 async def check_redis(redis: Redis) -> None:
     await redis.ping()
+
+
+def schema_check(expectation: SchemaExpectation) -> DerivedCheck:
+    """The `schema` check: the revision the database check read, judged against this release's expectation."""
+
+    def judge(results: Mapping[str, CheckResult]) -> CheckResult | None:
+        database = results.get("database")
+        if database is None or not database.up:
+            return None  # no revision was read: the database check already says why
+        schema: DatabaseSchema = database.detail
+        problem = expectation.problem(schema.revision, schema.still_serves)
+        return CheckResult(problem is None, database.latency_ms, problem, detail=schema)
+
+    return judge
 
 
 @blueprint.get("/health/live")
@@ -176,9 +228,15 @@ async def live() -> Response:
 @document_response(ReadyStatus, 200)
 @document_response(ReadyStatus, 503)
 async def ready() -> Response:
-    """Readiness: 200 `ready`; 503 `degraded` naming the failed checks; 503 `draining` during shutdown."""
+    """Readiness: 200 `ready`; 503 `degraded` naming the failed checks; 503 `draining` during shutdown.
+
+    `schema_revision` is the database's alembic revision (null when unmigrated or unreachable) and
+    `expected_schema_revision` the one this release expects; the `schema` check fails when they differ, unless
+    the database's schema declares it still serves this release (expand-only migrations since) or the
+    deployment declares its revision compatible (`SCHEMA_COMPATIBLE_REVISIONS`)."""
     settings: Settings = current_app.config["SETTINGS"]
     probe: ReadinessProbe = current_app.config["READINESS"]
+    expectation: SchemaExpectation = current_app.config["SCHEMA"]
     results = await probe.results()
     failed = sorted(name for name, result in results.items() if not result.up)
     database = results.get("database")
@@ -186,7 +244,8 @@ async def ready() -> Response:
     body = {
         "status": status,
         "version": settings.app_version,
-        "schema_revision": database.detail if database is not None else None,
+        "schema_revision": database.detail.revision if database is not None and database.up else None,
+        "expected_schema_revision": expectation.expected,
         "degraded_mode": settings.degraded_mode,
         "rate_limit_backend": current_app.config["RATE_LIMITER"].backend,
         "failed_checks": failed,

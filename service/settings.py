@@ -7,6 +7,7 @@ names the variable and the rule it broke, never the value it was given.
 from __future__ import annotations
 
 import os
+import re
 from importlib.metadata import PackageNotFoundError, version
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from service.bounds import EVENT_OVERHEAD_BYTES, PAGE_ENVELOPE_BYTES
 
 MIN_JWT_SECRET_BYTES = 32
 MIN_API_KEY_CHARS = 16
+REVISION_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def _package_version() -> str:
@@ -108,6 +110,11 @@ class Settings(BaseSettings):
     health_cache_s: float = Field(
         default=0.25, ge=0, description="Readiness results are reused this long, so probe storms stay cheap."
     )
+    schema_compatible_revisions: str = Field(
+        default="",
+        description="Comma-separated alembic revisions, besides this release's own head, at which readiness "
+        "still passes its `schema` check: e.g. the expand-only revision the next release adds.",
+    )
     drain_delay_s: float = Field(
         default=2.0,
         ge=0,
@@ -180,6 +187,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not an IP address or network") from None
         return value
 
+    @field_validator("schema_compatible_revisions")
+    @classmethod
+    def _revisions_parse(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            if not REVISION_ID.fullmatch(item):
+                raise ValueError(f"{item!r} is not an alembic revision id (letters, digits, '_', '-', '.')")
+        return value
+
     @field_validator("jwt_secret")
     @classmethod
     def _jwt_secret_long_enough(cls, value: SecretStr) -> SecretStr:
@@ -205,6 +220,14 @@ class Settings(BaseSettings):
             raise ValueError("must carry database credentials (user and password)")
         if not parts.hostname or not parts.path.strip("/"):
             raise ValueError("must name a host and a database")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_is_one_redis_py_opens(cls, value: SecretStr) -> SecretStr:
+        # redis-py opens only these; a Sentinel URL (redis+sentinel://) would pass here and crash at start.
+        if urlsplit(value.get_secret_value()).scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError("must be a redis://, rediss:// or unix:// URL (Sentinel URLs are not supported)")
         return value
 
     @model_validator(mode="after")
@@ -246,6 +269,11 @@ class Settings(BaseSettings):
     @property
     def db_concurrency(self) -> int:
         return self.db_max_concurrency or self.db_pool_size
+
+    @property
+    def compatible_schema_revisions(self) -> frozenset[str]:
+        """SCHEMA_COMPATIBLE_REVISIONS as a set (service/schema.py)."""
+        return frozenset(part.strip() for part in self.schema_compatible_revisions.split(",") if part.strip())
 
     def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
         return [ip_network(part.strip(), strict=False) for part in self.trusted_proxies.split(",") if part.strip()]

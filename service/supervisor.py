@@ -3,7 +3,11 @@
 hypercorn's own `run()` closes the listener as soon as SIGTERM arrives, so a readiness probe can never see
 `draining`, and it reports exit status 0 when a worker dies (pgjones/hypercorn#269). This supervisor:
 
-1. starts `config.workers` hypercorn worker processes sharing the listening sockets;
+1. binds the listening sockets itself, without SO_REUSEPORT (hypercorn sets it whenever workers > 1, which
+   lets an unrelated server bind the same port and take a share of its connections): a taken port is a
+   `BindError`, unless the operator opted in with `reuse_port` (a rolling restart on one host);
+   then starts `config.workers` hypercorn worker processes sharing those very sockets, each of which dies
+   with the supervisor (a parent-death signal), so a killed supervisor leaves nothing serving its port;
 2. on SIGTERM, tells every worker to drain (readiness → 503 `draining`, responses carry `Connection: close`)
    while they keep serving, for `drain_delay_s`, so load balancers take the instance out of rotation;
 3. then asks hypercorn to shut down gracefully: stop accepting, finish in-flight requests within
@@ -15,7 +19,11 @@ hypercorn's own `run()` closes the listener as soon as SIGTERM arrives, so a rea
 from __future__ import annotations
 
 import contextlib
+import copy
+import ctypes
+import errno
 import logging
+import os
 import signal
 import socket
 import time
@@ -31,9 +39,51 @@ from hypercorn.config import Config, Sockets
 
 log = logging.getLogger("service.supervisor")
 STOP_MARGIN_S = 5.0
+_PR_SET_PDEATHSIG = 1
 
 
-def _worker(config: Config, sockets: Sockets, shutdown_event: Event, draining_event: Event) -> None:
+class BindError(Exception):
+    """A listening address could not be bound (taken, not local, or not permitted)."""
+
+    def __init__(self, addresses: list[str], error: OSError) -> None:
+        reason = error.strerror or str(error)
+        if error.errno == errno.EADDRINUSE:
+            reason += " (another server listens there: stop it, or pick another --bind)"
+        which = addresses[0] if len(addresses) == 1 else f"one of {', '.join(addresses)}"
+        super().__init__(f"could not bind {which}: {reason}")
+
+
+def create_listeners(config: Config, *, reuse_port: bool = False) -> Sockets:
+    """The listening sockets for `config`'s addresses, with SO_REUSEPORT only when `reuse_port` asks for it.
+
+    hypercorn decides SO_REUSEPORT from `workers` alone; a copy of the config with one worker (or two, to
+    opt in) makes it decide what we mean. Our workers need no SO_REUSEPORT: they all accept on these sockets."""
+    listener_config = copy.copy(config)
+    listener_config.workers = 2 if reuse_port else 1
+    try:
+        return listener_config.create_sockets()
+    except OSError as error:
+        addresses = list(config.bind)
+        if config.ssl_enabled:
+            addresses += [*config.insecure_bind, *config.quic_bind]
+        raise BindError(addresses, error) from error
+
+
+def _die_with_supervisor(supervisor_pid: int) -> None:
+    """Linux's parent-death signal: when the supervisor dies, however (SIGKILL, the OOM killer), the kernel
+    kills this worker too, instead of leaving it serving the port for nobody to stop."""
+    with contextlib.suppress(OSError, AttributeError):
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != supervisor_pid:  # it died before the signal was armed
+        os._exit(1)
+
+
+def _worker(
+    config: Config, sockets: Sockets, shutdown_event: Event, draining_event: Event, supervisor_pid: int
+) -> None:
+    _die_with_supervisor(supervisor_pid)
     # The supervisor decides when to stop; a signal sent to the whole process group must not kill a
     # worker mid-request.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -67,11 +117,19 @@ def _bound_unsent_data(sockets: Sockets, seconds: float) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, option, int(seconds * 1000))
 
 
-def serve(config: Config, *, drain_delay_s: float, unsent_data_timeout_s: float | None = None) -> int:
-    """Serve until told to stop; return the exit status (non-zero when a worker failed)."""
+def serve(
+    config: Config,
+    *,
+    drain_delay_s: float,
+    unsent_data_timeout_s: float | None = None,
+    reuse_port: bool = False,
+) -> int:
+    """Serve until told to stop; return the exit status (non-zero when a worker failed).
+
+    Raises `BindError` before any worker starts when an address cannot be bound."""
     if config.worker_class not in {"asyncio", "uvloop"}:
         raise ValueError(f"unsupported worker_class {config.worker_class!r} (use asyncio or uvloop)")
-    sockets = config.create_sockets()
+    sockets = create_listeners(config, reuse_port=reuse_port)
     if unsent_data_timeout_s is not None:
         _bound_unsent_data(sockets, unsent_data_timeout_s)
     context = get_context("spawn")
@@ -112,6 +170,7 @@ def _supervise(config: Config, sockets: Sockets, drain_delay_s: float, context: 
                 "sockets": sockets,
                 "shutdown_event": shutdown_event,
                 "draining_event": draining_event,
+                "supervisor_pid": os.getpid(),
             },
         )
         process.start()

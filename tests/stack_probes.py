@@ -8,6 +8,7 @@ import socket
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -25,6 +26,24 @@ def _port_of(url: str) -> int:
     if match is None:
         raise ValueError(f"no port in {url.split('@')[-1]!r}")
     return int(match.group(1))
+
+
+def process_tree(pid: int) -> set[int]:
+    """`pid` and every process descended from it, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, frontier = set(), [pid]
+    while frontier:
+        current = frontier.pop()
+        found.add(current)
+        frontier.extend(children.get(current, ()))
+    return found
 
 
 def refuses(url: str) -> bool:

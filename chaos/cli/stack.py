@@ -9,6 +9,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from chaos.proxy import FaultProxyError
@@ -19,8 +20,11 @@ from chaos.toxiproxy_client import DEFAULT_URL
 UP_DESCRIPTION = """\
 Start a throwaway PostgreSQL (database "events", migrated) and Redis on 127.0.0.1, the fault proxy
 (Toxiproxy's API) with a proxy named "postgres" and one named "redis", and the service under hypercorn,
-whose DATABASE_URL and REDIS_URL go through those proxies. Prints the endpoints and a generated API key,
-then keeps everything running until Ctrl-C or SIGTERM, which stop it all and delete its files.
+whose DATABASE_URL and REDIS_URL go through those proxies. Prints the endpoints, and the API key and JWT
+secret it generated as `export` lines to paste into your shell (a secret you pass with --env is yours and is
+not printed), then keeps everything running until Ctrl-C or SIGTERM, which stop it all and delete its files.
+If this command is killed instead (kill -9, a closed terminal), everything it started dies with it, and the
+next start removes its leftover temporary directories.
 
 --backend docker runs the same parts as containers on their own Docker network (published on 127.0.0.1 only);
 see docs/DOCKER.md.
@@ -96,7 +100,19 @@ def _environment(pairs: list[str]) -> dict[str, str]:
     return env
 
 
-def _describe(endpoints: StackEndpoints, took_s: float) -> str:
+GENERATED_SECRETS = ("API_KEY", "JWT_SECRET")
+
+
+def _exports(service_env: Mapping[str, str], given: Mapping[str, str]) -> str:
+    """`export NAME=value` lines for the secrets the stack generated (as `make serve` prints them); one the
+    operator passed with --env is theirs, and stays out of the output."""
+    lines = [f"  export {name}={service_env[name]}" for name in GENERATED_SECRETS if name not in given]
+    if not lines:
+        return ""
+    return "\nGenerated secrets (paste into the shell where you run the samples):\n" + "\n".join(lines) + "\n"
+
+
+def _describe(endpoints: StackEndpoints, took_s: float, exports: str = "") -> str:
     toxiproxy_env = "" if endpoints.proxy_api_url == DEFAULT_URL else f"TOXIPROXY_URL={endpoints.proxy_api_url} "
     event = json.dumps(EXAMPLE_EVENT)
     key = endpoints.api_key
@@ -111,7 +127,7 @@ The stack is up ({took_s:.1f} s).
                     proxied  {endpoints.proxied_database_url}   (proxy "postgres", the service's)
   Redis             direct   {endpoints.redis_url}
                     proxied  {endpoints.proxied_redis_url}   (proxy "redis", the service's)
-
+{exports}
 Try:
   curl -s -X POST {endpoints.api_url}/api/v1/events -H 'X-API-Key: {key}' \\
        -H 'Content-Type: application/json' -d '{event}'
@@ -149,6 +165,11 @@ def _make(args: argparse.Namespace) -> StackBackend:
     )
 
 
+# Exit statuses from README's "Exit codes" table: 0 stopped as asked, 1 the service died while up, 2 usage,
+# 3 could not run (a port taken, a server that would not start: nothing is left running), 130 interrupted.
+COULD_NOT_RUN = 3
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -156,8 +177,11 @@ def _interrupt(signum: int, frame: object) -> None:
 def stack_up(args: argparse.Namespace) -> int:
     for flag, port in (("--port", args.port), ("--proxy-port", args.proxy_port)):
         if _port_taken(port):
-            print(f"python -m chaos stack up: port {port} on 127.0.0.1 is taken; pass {flag} 0 for any free port")
-            return 1
+            print(
+                f"python -m chaos stack up: port {port} on 127.0.0.1 is taken; pass {flag} 0 for any free port",
+                file=sys.stderr,
+            )
+            return COULD_NOT_RUN
     started = time.monotonic()
     try:
         stack = _make(args)
@@ -173,7 +197,8 @@ def stack_up(args: argparse.Namespace) -> int:
         with stack:
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(signum, lambda *_: stopping.set())
-            print(_describe(stack.endpoints, time.monotonic() - started), flush=True)
+            exports = _exports(stack.service_env, _environment(args.env))
+            print(_describe(stack.endpoints, time.monotonic() - started, exports), flush=True)
             while not stopping.wait(0.5):
                 service = getattr(stack, "service", None)  # every backend has one: a process or a container
                 if service is not None and not service.running:
@@ -182,7 +207,7 @@ def stack_up(args: argparse.Namespace) -> int:
             print("\nstopping...", flush=True)
     except (ServerError, FaultProxyError) as error:
         print(f"python -m chaos stack up: could not start: {error}", file=sys.stderr)
-        return 1
+        return COULD_NOT_RUN
     except KeyboardInterrupt:
         print("\ninterrupted while starting; everything started was stopped.", file=sys.stderr)
         return 130

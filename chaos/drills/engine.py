@@ -32,6 +32,13 @@ ALERT_TIMEOUT_S = 15.0
 ALERTS_RESOLVED_TIMEOUT_S = 20.0
 
 
+def drill_time(t: float, fault_injected: float | None) -> str:
+    """How the console and the report name a moment on the drill clock: `T+1.23 s` from the fault injection
+    (T0, the origin of every report time), or `t=5.86 s` since the drill started while no fault has been
+    injected (yet), since T0 is not known then; the report prints both for every probe."""
+    return f"T{t - fault_injected:+.2f} s" if fault_injected is not None else f"t={t:.2f} s"
+
+
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
     t: float
@@ -81,6 +88,11 @@ class DrillResult:
     journal: list[JournalEntry] = field(default_factory=list)
     durability: Durability | None = None
     notes: list[str] = field(default_factory=list)
+    alerts_watched: bool = False  # a Prometheus evaluated the alert rules during the drill
+
+    def time_label(self, t: float) -> str:
+        """`t` as the report and the console both print it (see `drill_time`)."""
+        return drill_time(t, self.marks.get("fault injected"))
 
     @property
     def passed(self) -> bool:
@@ -227,17 +239,14 @@ class DrillContext:
         """A line of the drill's action record (the release drills' 롤백/재배포 기록), timestamped."""
         t = self.clock.now()
         self.result.notes.append(f"{self.clock.wall(t):%H:%M:%S.%f}"[:-3] + f" UTC: {line}")
-        self.progress(f"  T+{self._relative(t):6.2f}s  {line}")
+        self.progress(f"  {self.result.time_label(t):>9}  {line}")
 
     def mark(self, name: str) -> float:
         t = self.clock.now()
         self.result.marks[name] = t
-        self.progress(f"  T+{self._relative(t):6.2f}s  {name}")
+        origin = f" (T0 = t={t:.2f} s on the drill clock)" if name == "fault injected" else ""
+        self.progress(f"  {self.result.time_label(t):>9}  {name}{origin}")
         return t
-
-    def _relative(self, t: float) -> float:
-        """Seconds after the fault was injected (before that: after the drill started)."""
-        return t - self.result.marks.get("fault injected", 0.0)
 
     def await_probe(self, probe: Probe, phase: str) -> ProbeOutcome:
         """Observe until the tolerance is met or the probe's timeout passes; journal every attempt."""
@@ -289,7 +298,7 @@ def _jsonable(value: Any) -> Any:
 def _expect(ctx: DrillContext, probe: Probe, phase: str) -> bool:
     outcome = ctx.await_probe(probe, phase)
     mark = "✓" if outcome.met else "✗"
-    when = f"T+{ctx._relative(outcome.at):.2f}s" if outcome.at is not None else f"not within {probe.timeout_s:.0f}s"
+    when = ctx.result.time_label(outcome.at) if outcome.at is not None else f"not within {probe.timeout_s:.0f}s"
     ctx.progress(f"    {mark} [{phase}] {probe.name}: {when} ({outcome.last.detail})")
     if not outcome.met:
         ctx.result.failures.append(
@@ -338,6 +347,7 @@ def run_drill(
         if prometheus is not None:
             watcher = AlertWatcher(prometheus, clock).start()
             ctx.alerts = watcher
+            result.alerts_watched = True
         if drill.setup is not None:
             drill.setup(ctx)
         traffic.start()
@@ -388,7 +398,7 @@ def run_drill(
         first = server_errors[0]
         result.failures.append(
             f"{len(server_errors)} answers were 5xx other than 503 (first: {first.kind} {first.status} {first.code} "
-            f"at T{first.t - result.marks.get('fault injected', 0.0):+.2f} s): a fault must never surface as a 500"
+            f"at {result.time_label(first.t)}): a fault must never surface as a 500"
         )
     try:
         result.durability = asyncio.run(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ import httpx
 import yaml
 
 from chaos.drills.traffic import DrillClock
-from chaos.lifecycle import Lifecycle
+from chaos.lifecycle import Lifecycle, labelled_directory, start_process
 from chaos.servers import ServerError, free_port
 
 RULES = Path(__file__).resolve().parents[2] / "service" / "alerts" / "events-api.rules.yml"
@@ -47,7 +46,7 @@ class PrometheusServer(Lifecycle):
         self.target = f"{parts.hostname}:{parts.port}"
         self.rules = rules
         self.port = free_port()
-        self.directory = Path(tempfile.mkdtemp(prefix="rb-prometheus-"))
+        self.directory = labelled_directory("prometheus")  # removed by the next start if we are killed
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,7 +65,7 @@ class PrometheusServer(Lifecycle):
         config_path = self.directory / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
         log = (self.directory / "prometheus.log").open("wb")
-        self._process = subprocess.Popen(
+        self._process = start_process(  # dies with us, however we die
             [
                 binary,
                 f"--config.file={config_path}",

@@ -59,6 +59,8 @@ depends_on = None
 # knew about, so the downgrade is declared reversible and data-safe.
 downgrade_reversible: bool = True
 downgrade_data_safe: bool = True
+# Only a nullable column: the previous release serves this schema unchanged, and stays ready on it.
+expand_only: bool = True
 
 
 def upgrade() -> None:

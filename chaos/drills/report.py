@@ -10,8 +10,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from chaos.drills.engine import DrillResult
+from chaos.drills.engine import DrillResult, drill_time
 from chaos.drills.model import SCENARIO_TEMPLATE
+from chaos.drills.prometheus import AlertInterval
+from chaos.drills.sev import SEV_REPORT_FIELDS, Severity
 from chaos.drills.slo import objectives
 
 
@@ -30,6 +32,7 @@ def summary(result: DrillResult) -> dict[str, Any]:
     template, scenario_field = SCENARIO_TEMPLATE[drill.scenario]
     start, end = result.fault_window
     next_update = severity.next_update_due(result.started_at)
+    review = alert_review(result)
     return {
         "drill": drill.name,
         "title": drill.title,
@@ -68,7 +71,8 @@ def summary(result: DrillResult) -> dict[str, Any]:
             ],
             "durability": asdict(result.durability) if result.durability else None,
         },
-        scenario_field: list(drill.follow_up) if drill.scenario != "release" else result.notes,
+        "alert_review": review,
+        scenario_field: [*review, *drill.follow_up] if drill.scenario != "release" else result.notes,
         "error_budget": {
             "slo": objectives().describe(),
             "availability_consumed": budget.availability_consumed,
@@ -78,20 +82,128 @@ def summary(result: DrillResult) -> dict[str, Any]:
         "sev_report": {
             "level": severity.level,
             "scope": _scope(result),
-            "customer_impact": severity.rule,
-            "workaround": "yes" if severity.workaround else "no",
             "update_every_min": int(severity.update_every.total_seconds() // 60),
             "next_update_due": next_update.isoformat(),
-            "mitigation_eta": "applied automatically" if drill.mitigation.apply is None else "applied during the drill",
-            "recovery_eta": _seconds(result.recovery_s()) + " after the repair (measured)",
+            "fields": sev_update(result, severity),
         },
         "changelog_entry": changelog_entry(result) if drill.scenario == "release" else None,
+        # Probe times: `at` on the report's origin (T0, the fault injection; the drill's start if no fault was
+        # injected), `t` on the drill clock; the console prints the same values (chaos.drills.engine.drill_time).
+        "time_origin": "fault injected" if "fault injected" in result.marks else "drill started",
         "probes": [
             asdict(outcome)
-            | {"at": round(outcome.at - start, 3) if outcome.at is not None else None, "last": asdict(outcome.last)}
+            | {
+                "at": round(outcome.at - start, 3) if outcome.at is not None else None,
+                "t": round(outcome.at, 3) if outcome.at is not None else None,
+                "last": asdict(outcome.last),
+            }
             for outcome in result.outcomes
         ],
     }
+
+
+def sev_update(result: DrillResult, severity: Severity) -> list[dict[str, str]]:
+    """The SEV update for the drill's level: that level's fields from the runbook (`SEV_REPORT_FIELDS`), in
+    its order, each filled from what the drill measured; what a drill cannot know stays a placeholder."""
+    drill = result.drill
+    start, end = result.fault_window
+    impact = result.impact()
+    scope = (
+        f"{_scope(result)} for {end - start:.1f} s; reads failed {impact.read_failure_ratio:.0%}, writes failed "
+        f"{impact.write_failure_ratio:.0%}"
+    )
+    recovery = result.recovery_s()
+    recovery_eta = (
+        f"recovered {recovery:.2f} s after the repair (measured)" if recovery is not None else "not recovered"
+    )
+    mitigated = result.marks.get("mitigation applied")
+    if drill.mitigation.apply is None:
+        detection = result.first_failure_signal()
+        when = f", in force from T+{detection[0]:.2f} s" if detection else ""
+        mitigation_eta = f"none needed: the service entered its degraded mode by itself{when}"
+    elif mitigated is not None:
+        mitigation_eta = f"applied at T{mitigated - start:+.2f} s (measured)"
+    else:
+        mitigation_eta = "not applied (the drill stopped before its mitigation)"
+    if drill.scenario == "release":
+        permanent = "fix the rolled-back change and redeploy it through the release gates"
+    else:
+        items = len(drill.follow_up)
+        permanent = f"{items} follow-up item(s) under {SCENARIO_TEMPLATE[drill.scenario][1]}" if items else "none"
+    values = {
+        "scope": scope,
+        "customer_impact": severity.rule,
+        "workaround": ("가능 / yes: " if severity.workaround else "불가 / no: ") + severity.workaround_note,
+        "workaround_path": f"{severity.workaround_note} — {drill.mitigation.description}",
+        "next_update": f"due {severity.next_update_due(result.started_at).isoformat()}",
+        "mitigation_eta": mitigation_eta,
+        "recovery_eta": recovery_eta,
+        "mitigation_recovery_eta": f"mitigation: {mitigation_eta}; recovery: {recovery_eta}",
+        "permanent_fix": f"<date and owner, set at the post-incident review (사후 처리)> — {permanent}",
+    }
+    return [
+        {"field": field.korean, "english": field.english, "value": values[field.fill]}
+        for field in SEV_REPORT_FIELDS[severity.level]
+    ]
+
+
+def alert_review(result: DrillResult) -> list[str]:
+    """The follow-up's discussion of the alerts this drill actually fired (from Prometheus), held against the
+    drill's severity — the runbook pages for SEV-1/SEV-2 and files a ticket for SEV-3 — and its expectations."""
+    if not result.alerts_watched:
+        return ["Alerts were not evaluated (run without Prometheus): alert routing is unverified by this drill."]
+    start, _ = result.fault_window
+    level = result.severity().level
+    during = sorted((a for a in result.alerts if a.fired_at >= start), key=lambda a: a.fired_at)
+    earlier = sorted({a.name for a in result.alerts if a.fired_at < start})
+    lines = [
+        "Alerts fired during the fault: "
+        + (", ".join(_alert_phrase(a, start) for a in during) if during else "none")
+        + (
+            f"; still firing from before the fault (earlier errors in their windows): {', '.join(earlier)}"
+            if earlier
+            else ""
+        )
+        + "."
+    ]
+    pages = [a for a in during if a.severity == "page"]
+    tickets = [a for a in during if a.severity != "page"]
+    if level == "SEV-3":
+        for alert in pages:
+            lines.append(
+                f"{alert.name} paged during a SEV-3 incident (partial, with a workaround), which the runbook "
+                "treats as a ticket: a page here wakes on-call for a degraded mode. Give the rule a `for:` or "
+                "exclude this mode (service/alerts/events-api.rules.yml)"
+                + (
+                    " — a window alert, it also counts errors from before the fault."
+                    if alert.kind != "symptom"
+                    else "."
+                )
+            )
+        if tickets and not pages:
+            names = ", ".join(sorted({a.name for a in tickets}))
+            lines.append(
+                f"Routing matches SEV-3: only tickets ({names}), nobody paged. Decide whether a degraded mode "
+                "that lasts longer than the next update (60 min) should escalate to a page."
+            )
+    elif pages:
+        names = ", ".join(sorted({a.name for a in pages}))
+        lines.append(f"Routing matches {level}: {names} paged; confirm the on-call rotation receives it.")
+    else:
+        lines.append(
+            f"No paging alert fired during a {level} incident: on-call would learn of it from clients. Add or "
+            "tune a page for this failure (service/alerts/events-api.rules.yml)."
+        )
+    fired = {a.name for a in during}
+    missing = [name for name in result.drill.expected_alerts if name not in fired]
+    if missing:
+        lines.append(f"Expected but did not fire: {', '.join(missing)}.")
+    return lines
+
+
+def _alert_phrase(alert: AlertInterval, start: float) -> str:
+    resolved = f", resolved T{alert.resolved_at - start:+.2f} s" if alert.resolved_at is not None else ", still firing"
+    return f"{alert.name} ({alert.severity or '?'}, {alert.kind}, T{alert.fired_at - start:+.2f} s{resolved})"
 
 
 def changelog_entry(result: DrillResult) -> str:
@@ -153,7 +265,7 @@ def render_markdown(result: DrillResult, timeline_png: str | None) -> str:
         "",
         f"- 추정 / Suspected: {drill.suspected_cause}"
         + (
-            f" (first signal: {rv['detection_signal']} at T+{rv['detection_signal_s']} s)"
+            f" (first signal: {rv['detection_signal']} at {_t_rel(rv['detection_signal_s'])})"
             if rv["detection_signal"]
             else ""
         ),
@@ -191,9 +303,9 @@ def render_markdown(result: DrillResult, timeline_png: str | None) -> str:
         "",
     ]
     if rv["alerts"]:
-        lines += ["| alert | kind | fired | resolved |", "|---|---|---|---|"]
+        lines += ["| alert | severity | kind | fired | resolved |", "|---|---|---|---|---|"]
         lines += [
-            f"| {a['name']} | {a['kind']} | T{a['fired_at']:+.2f} s | "
+            f"| {a['name']} | {a['severity'] or '?'} | {a['kind']} | T{a['fired_at']:+.2f} s | "
             f"{_t_rel(a['resolved_at']) if a['resolved_at'] is not None else 'still firing at the end'} |"
             for a in rv["alerts"]
         ]
@@ -201,6 +313,8 @@ def render_markdown(result: DrillResult, timeline_png: str | None) -> str:
     english = "Rollback/redeploy record" if drill.scenario == "release" else "Follow-up"
     lines += [f"## {scenario_field} / {english}", ""]
     lines += [f"- {item}" for item in data[scenario_field]] or ["- none"]
+    if drill.scenario == "release":  # the release template has no follow-up field: the alert review follows
+        lines += ["", "알림 검토 / Alert review:", "", *[f"- {item}" for item in data["alert_review"]]]
     if data["changelog_entry"]:
         lines += [
             "",
@@ -214,27 +328,35 @@ def render_markdown(result: DrillResult, timeline_png: str | None) -> str:
         "",
         "## SEV 보고 / SEV update skeleton",
         "",
-        f"- {sev['level']} — 영향 범위 / scope: {data['sev_report']['scope']}",
-        f"- 고객 영향 / customer impact: {sev['rule']}",
-        f"- 우회 가능 / workaround: {data['sev_report']['workaround']}",
-        f"- 다음 업데이트 / next update due: {data['sev_report']['next_update_due']} "
-        f"(every {data['sev_report']['update_every_min']} min for {sev['level']})",
-        f"- 임시조치 ETA / mitigation ETA: {data['sev_report']['mitigation_eta']}",
-        f"- 최종 복구 ETA / recovery ETA: {data['sev_report']['recovery_eta']}",
+        *render_sev_update(sev["level"], data["sev_report"]["fields"]),
         "",
         "## 타임라인 / Timeline",
         "",
     ]
     if timeline_png:
         lines += [f"![timeline]({timeline_png})", ""]
-    lines += ["| t | phase | probe | met | detail |", "|---|---|---|---|---|"]
-    for outcome in data["probes"]:
+    fault_injected = result.marks.get("fault injected")
+    lines += [
+        "T: seconds since the fault was injected (T0); t: the drill clock, seconds since the drill started. "
+        "The console prints T once the fault is injected and t before it, for the same moments.",
+        "",
+        "| T | t | phase | probe | met | detail |",
+        "|---|---|---|---|---|---|",
+    ]
+    for outcome in result.outcomes:  # the console's own labels (engine.drill_time) of the same instants
+        at_t = drill_time(outcome.at, fault_injected) if outcome.at is not None and fault_injected else "—"
+        at_clock = drill_time(outcome.at, None) if outcome.at is not None else "—"
         lines.append(
-            f"| {_t_rel(outcome['at'])} | {outcome['phase']} | {outcome['probe']} | "
-            f"{'yes' if outcome['met'] else '**no**'} | {outcome['last']['detail']} |"
+            f"| {at_t} | {at_clock} | {outcome.phase} | {outcome.probe} | {'yes' if outcome.met else '**no**'} | "
+            f"{outcome.last.detail} |"
         )
     lines += ["", "Every probe attempt with its timestamp: `journal.json`.", ""]
     return "\n".join(lines)
+
+
+def render_sev_update(level: str, fields: list[dict[str, str]]) -> list[str]:
+    """`<level> 보고` and one `- <runbook field> / <English>: <value>` line per field of that level."""
+    return [f"{level} 보고:", "", *(f"- {f['field']} / {f['english']}: {f['value']}" for f in fields)]
 
 
 def _t_rel(value: float | None) -> str:

@@ -1,22 +1,23 @@
 """`python -m chaos.proxy` as a child process: a separate daemon, as Toxiproxy is.
 
 In a process of its own the proxy never competes with the caller for the GIL, which is what the benchmark
-measures and what a busy harness may prefer; `FaultProxy` on a thread is the lighter choice otherwise.
+measures and what a busy harness may prefer; `FaultProxy` on a thread is the lighter choice otherwise. Like
+every process the harness starts, it dies with its starter, and its directory is labelled (`chaos.lifecycle`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Self
 
-from chaos.lifecycle import Lifecycle
+from chaos.lifecycle import Lifecycle, labelled_directory, start_process
 from chaos.proxy.server import FaultProxyError
 from chaos.servers import log_tail
 
@@ -30,13 +31,13 @@ class FaultProxyProcess(Lifecycle):
         self.listen = listen
         self.extra_args = extra_args
         self.api_url = ""
-        self._directory = Path(tempfile.mkdtemp(prefix="rb-fault-proxy-"))
+        self._directory = labelled_directory("fault-proxy")
         self.log_path = self._directory / "fault-proxy.log"
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Self:
         with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
+            self._process = start_process(
                 [sys.executable, "-m", "chaos.proxy", "--listen", self.listen, *self.extra_args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -81,7 +82,4 @@ class FaultProxyProcess(Lifecycle):
 
     def close(self) -> None:
         self.stop()
-        for path in self._directory.glob("*"):
-            path.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            self._directory.rmdir()
+        shutil.rmtree(self._directory, ignore_errors=True)

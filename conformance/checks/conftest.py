@@ -2,7 +2,8 @@
 
 The embedded stack runs on the backend `--backend` names: `local` (processes, the default), `docker`
 (containers: chaos.docker_stack) or `auto` (docker when a Docker engine answers and its images are present);
-without the option, $STACK_BACKEND, else local.
+without the option, $STACK_BACKEND, else local. A `--base-url` target is prechecked first (conformance.target
+.precheck: it answers, it accepts the key), unless `python -m conformance` did it already (`--prechecked`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from chaos.stack import BACKEND_CHOICES, STACK_BACKEND_ENV, make_stack, resolve_backend
 from conformance.assertions import eventually
-from conformance.target import EMBEDDED_SERVICE_ENV, Target
+from conformance.target import EMBEDDED_SERVICE_ENV, CouldNotRun, Target, precheck
 
 pytest_plugins = ["conformance.plugin"]
 
@@ -53,11 +54,28 @@ def stack_healthy_again(request: pytest.FixtureRequest, target: Target) -> Itera
     eventually(lambda: _healthy(target), within_s=20)
 
 
+def _precheck(remote: Target) -> None:
+    """The checks of `python -m conformance`'s precheck, for a plain `pytest conformance/checks --base-url`."""
+    if not remote.api_key:
+        pytest.exit(f"--base-url {remote.base_url} needs the target's API key: set API_KEY", returncode=2)
+    try:
+        precheck(remote.base_url, api_key=remote.api_key, jwt_secret=remote.jwt_secret, progress=_stderr)
+    except CouldNotRun as error:
+        pytest.exit(str(error), returncode=3)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 @pytest.fixture(scope="session")
 def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     base_url = request.config.getoption("base_url")
     if base_url:
-        yield Target(base_url.rstrip("/"), os.environ.get("API_KEY"), os.environ.get("JWT_SECRET"))
+        remote = Target(base_url.rstrip("/"), os.environ.get("API_KEY"), os.environ.get("JWT_SECRET"))
+        if not request.config.getoption("prechecked"):
+            _precheck(remote)
+        yield remote
         return
 
     def progress(message: str) -> None:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from conformance.assertions import event_body, eventually, problem
+from conformance.suite_events import check_source
 from conformance.target import Target
 
 requirement = pytest.mark.requirement
@@ -73,7 +74,7 @@ def test_database_fault_is_a_bounded_503_with_retry_after(target: Target, fault:
         for method, path, body in [
             ("GET", "/api/v1/events", None),
             ("GET", f"/api/v1/events/{uuid.uuid4()}", None),
-            ("POST", "/api/v1/events", event_body("conformance-failfast")),
+            ("POST", "/api/v1/events", event_body(check_source("failfast"))),
         ]:
             response = client.request(method, path, json=body, headers=target.auth)
             problem(response, 503, "DEPENDENCY_UNAVAILABLE")
@@ -130,7 +131,7 @@ def test_excess_database_work_gets_a_fast_503_db_overloaded(target: Target) -> N
 @needs_control
 def test_read_only_mode_relieves_write_pressure_while_reads_go_on(target: Target) -> None:
     with target.service_env({"DEGRADED_MODE": "read_only"}), target.client() as client:
-        refused = client.post("/api/v1/events", json=event_body("conformance-readonly"), headers=target.auth)
+        refused = client.post("/api/v1/events", json=event_body(check_source("readonly")), headers=target.auth)
         problem(refused, 503, "WRITES_DISABLED")
         assert "retry-after" in refused.headers
         assert client.get("/api/v1/events", params={"limit": 1}, headers=target.auth).status_code == 200
@@ -141,7 +142,7 @@ def test_read_only_mode_relieves_write_pressure_while_reads_go_on(target: Target
 @requirement("RB-DATA-DURABLE")
 def test_resending_an_id_never_stores_it_twice(target: Target) -> None:
     event_id = str(uuid.uuid4())
-    source = f"conformance-idem-{uuid.uuid4().hex[:8]}"
+    source = check_source("idem")
     with target.client() as client:
         first = client.post("/api/v1/events", json=event_body(source, id=event_id), headers=target.auth)
         again = client.post("/api/v1/events", json={"items": [event_body(source, id=event_id)]}, headers=target.auth)
@@ -155,7 +156,7 @@ def test_resending_an_id_never_stores_it_twice(target: Target) -> None:
 @requirement("RB-DATA-ID-CONFLICT")
 def test_a_resent_id_with_other_content_is_409_and_changes_nothing(target: Target) -> None:
     event_id = str(uuid.uuid4())
-    source = f"conformance-conflict-{uuid.uuid4().hex[:8]}"
+    source = check_source("conflict")
     original = event_body(source, id=event_id, attributes={"version": 1})
     with target.client() as client:
         assert client.post("/api/v1/events", json=original, headers=target.auth).status_code == 201
@@ -176,7 +177,7 @@ def test_a_resent_id_with_other_content_is_409_and_changes_nothing(target: Targe
 
 @requirement("RB-DATA-DURABLE")
 def test_a_batch_is_all_or_nothing(target: Target) -> None:
-    source = f"conformance-atomic-{uuid.uuid4().hex[:8]}"
+    source = check_source("atomic")
     items = [event_body(source), event_body(source), event_body(source, occurred_at="not a time")]
     with target.client() as client:
         response = client.post("/api/v1/events", json={"items": items}, headers=target.auth)
@@ -191,7 +192,7 @@ def _writer(target: Target, stop: threading.Event, acknowledged: dict[str, list[
             for _ in range(300):  # bounded: at most 300 batches per writer
                 if stop.is_set():
                     return
-                source = f"conformance-durable-{uuid.uuid4().hex[:10]}"
+                source = check_source("durable")
                 ids = [str(uuid.uuid4()) for _ in range(5)]
                 try:
                     response = client.post(

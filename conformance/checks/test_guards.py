@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from conformance.assertions import event_body, problem
+from conformance.suite_events import check_source
 from conformance.target import Target
 from conformance.wire import chunk, raw_post
 
@@ -48,7 +49,7 @@ def test_declared_oversize_is_413_before_the_body_is_sent(target: Target) -> Non
 def test_streamed_oversize_is_413_and_nothing_is_written(target: Target) -> None:
     limit = _limits(target)["max_request_body_bytes"]
     ids = [str(uuid.uuid4()) for _ in range(3)]
-    start = json.dumps({"items": [event_body("conformance-guard", id=i) for i in ids]}).encode()
+    start = json.dumps({"items": [event_body(check_source("guard"), id=i) for i in ids]}).encode()
     padding = b" " * 65536
     parts = [chunk(start[:-2]), *[chunk(padding)] * (limit // len(padding) + 2), chunk(b"]}"), b"0\r\n\r\n"]
     response = raw_post(
@@ -69,7 +70,9 @@ def test_over_limit_batch_is_413_with_the_limit_and_nothing_is_written(target: T
     ids = [str(uuid.uuid4()) for _ in range(limit + 1)]
     with target.client() as client:
         response = client.post(
-            "/api/v1/events", json={"items": [event_body("conformance-batch", id=i) for i in ids]}, headers=target.auth
+            "/api/v1/events",
+            json={"items": [event_body(check_source("batch"), id=i) for i in ids]},
+            headers=target.auth,
         )
     body = problem(response, 413, "INGEST_BATCH_TOO_LARGE")
     assert body["limit"] == limit
@@ -85,12 +88,12 @@ def test_lowered_limits_take_effect_after_a_rollout_and_are_visible(target: Targ
             metrics = client.get("/metrics").text
             assert 'config_limit{name="ingest_max_batch_items"} 3.0' in metrics
             four = client.post(
-                "/api/v1/events", json={"items": [event_body("conformance-rollout")] * 4}, headers=target.auth
+                "/api/v1/events", json={"items": [event_body(check_source("rollout"))] * 4}, headers=target.auth
             )
             problem(four, 413, "INGEST_BATCH_TOO_LARGE")
             big = client.post(
                 "/api/v1/events",
-                json=event_body("conformance-rollout", attributes={"x": "y" * 2100}),
+                json=event_body(check_source("rollout"), attributes={"x": "y" * 2100}),
                 headers=target.auth,
             )
             problem(big, 413, "PAYLOAD_TOO_LARGE")

@@ -11,7 +11,9 @@ import asyncpg
 import httpx
 import pytest
 
+from chaos.service_process import alembic_scripts
 from conformance.assertions import event_body, eventually
+from conformance.suite_events import check_source
 from conformance.target import Target
 
 requirement = pytest.mark.requirement
@@ -112,11 +114,86 @@ def test_ready_is_503_when_the_database_answers_slower_than_the_check_timeout(ta
     eventually(lambda: _ready(target).status_code == 200, within_s=10)
 
 
+# A revision no release of this service has: as if a newer release, or another application, had migrated it.
+UNKNOWN_REVISION = "rb_conformance_unknown_revision"
+
+
+@requirement("RB-HEALTH-SCHEMA")
+def test_ready_reports_the_expected_revision_and_a_schema_check(target: Target) -> None:
+    response = _ready(target)
+    body = response.json()
+    assert body["expected_schema_revision"], "readiness names the revision this release expects"
+    if body["checks"].get("database", {}).get("status") == "up":
+        assert "schema" in body["checks"], "a database that answered has its revision judged"
+    if response.status_code == 200:
+        assert body["checks"]["schema"]["status"] == "up"
+
+
+def _swap_schema_revision(database_url: str, revision: str) -> str:
+    """Write `revision` into alembic_version (committed, so the service sees it); return the one it replaced."""
+
+    async def swap() -> str:
+        connection = await asyncpg.connect(database_url)
+        try:
+            async with connection.transaction():
+                previous = await connection.fetchval("SELECT version_num FROM alembic_version FOR UPDATE")
+                await connection.execute("UPDATE alembic_version SET version_num = $1", revision)
+            return str(previous)
+        finally:
+            await connection.close()
+
+    return asyncio.run(swap())
+
+
+@requirement("RB-HEALTH-SCHEMA")
+@needs_control
+@pytest.mark.parametrize("moved", ["behind", "unknown"])
+def test_ready_is_503_degraded_naming_both_revisions_when_the_schema_is_not_the_releases(
+    target: Target, moved: str
+) -> None:
+    stack = target.controlled
+    expected = _ready(target).json()["expected_schema_revision"]
+    if moved == "behind":
+        script = alembic_scripts().get_revision(expected)
+        if script is None or not isinstance(script.down_revision, str):
+            pytest.skip(f"{expected} has no single earlier revision to be behind at")
+        revision = script.down_revision
+    else:
+        revision = UNKNOWN_REVISION
+    # Only the version row moves (the tables stay at head): readiness must judge the revision it reads.
+    original = _swap_schema_revision(stack.database_url, revision)
+    try:
+        seen: list[httpx.Response] = []
+
+        def schema_fails() -> bool:
+            seen.append(_ready(target))
+            return seen[-1].status_code == 503 and "schema" in seen[-1].json()["failed_checks"]
+
+        try:
+            eventually(schema_fails, within_s=3, interval_s=0.05)
+        except AssertionError:
+            last = seen[-1].text if seen else "no answer"
+            raise AssertionError(f"readiness with the database at {revision}: {last}") from None
+        body = seen[-1].json()
+        assert body["status"] == "degraded"
+        assert (body["schema_revision"], body["expected_schema_revision"]) == (revision, expected)
+        check = body["checks"]["schema"]
+        assert check["status"] == "down"
+        assert revision in check["error"], "the error names the database's revision"
+        assert expected in check["error"], "and the one this release expects"
+        with target.client(timeout=2) as client:
+            assert client.get("/health/live").status_code == 200, "liveness never looks at the schema"
+    finally:
+        _swap_schema_revision(stack.database_url, original)
+    eventually(lambda: _ready(target).status_code == 200, within_s=10)
+
+
 @requirement("RB-HEALTH-DRAIN")
 @needs_control
 def test_sigterm_makes_ready_draining_while_in_flight_requests_finish(target: Target) -> None:
     stack = target.controlled
     blocked_id = str(uuid.uuid4())
+    blocked = event_body(check_source("drain"), id=blocked_id)  # one event, sent by four clients at once
     results: list[int | str] = []
 
     async def hold_row_lock() -> asyncpg.Connection:
@@ -131,7 +208,7 @@ def test_sigterm_makes_ready_draining_while_in_flight_requests_finish(target: Ta
     def in_flight() -> None:
         try:
             with target.client(timeout=15) as client:
-                response = client.post("/api/v1/events", json=event_body("drain", id=blocked_id), headers=target.auth)
+                response = client.post("/api/v1/events", json=blocked, headers=target.auth)
             results.append(response.status_code)
         except httpx.HTTPError as error:
             results.append(type(error).__name__)

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from conformance.assertions import event_body, problem
+from conformance.suite_events import check_source
 from conformance.target import Target
 from conformance.wire import body_of, connect, read_until_closed, status_of
 
@@ -179,15 +180,16 @@ QUERIES = [
 ]
 
 BODIES = [
-    b'{"source": "conformance-no-500", "type": "t", "occurred_at": "2026-01-01T00:00:00Z", "attributes": {"n": 1e400}}',
-    b'{"source": "conformance-no-500", "type": "t", "occurred_at": "2026-01-01T00:00:00Z", "attributes": {"n": '
+    b'{"source": "rb-conformance-no-500", "type": "t", "occurred_at": "2001-01-01T00:00:00Z", '
+    b'"attributes": {"n": 1e400}}',
+    b'{"source": "rb-conformance-no-500", "type": "t", "occurred_at": "2001-01-01T00:00:00Z", "attributes": {"n": '
     + b"9" * 400
     + b"}}",
-    b'{"source": "conformance-no-500", "type": "t", "occurred_at": "9999-12-31T23:59:59-05:00"}',
-    b'{"source": "conformance-no-500", "type": "t", "occurred_at": "2026-01-01T00:00:00Z", '
+    b'{"source": "rb-conformance-no-500", "type": "t", "occurred_at": "9999-12-31T23:59:59-05:00"}',
+    b'{"source": "rb-conformance-no-500", "type": "t", "occurred_at": "2001-01-01T00:00:00Z", '
     b'"attributes": {"\\u0000": 1}}',
     b"[" * 5000 + b"]" * 5000,
-    b'{"items": [' + b",".join([b'{"source": "conformance-no-500"}'] * 900) + b"]}",
+    b'{"items": [' + b",".join([b'{"source": "rb-conformance-no-500"}'] * 900) + b"]}",
     '{"source": "\ud83d\udca9"}'.encode("utf-8", "surrogatepass"),
 ]
 
@@ -262,7 +264,7 @@ def _attributes_near(size: int) -> dict[str, Any]:
 def test_list_pages_stay_within_the_byte_budget_and_continue(target: Target, figure: Figure) -> None:
     bounds = _bounds(target)
     budget, per_event = int(bounds["list_page_max_bytes"]), int(bounds["event_attributes_max_bytes"])
-    source = f"conformance-bound-{uuid.uuid4().hex[:8]}"
+    source = check_source("bound")
     attributes = _attributes_near(per_event)
     wanted = budget // per_event + 2  # more than one page can hold
     ids: list[str] = []
@@ -298,7 +300,7 @@ def test_list_pages_stay_within_the_byte_budget_and_continue(target: Target, fig
 @requirement("RB-SEC-RESPONSE-BOUND")
 def test_a_stats_answer_beyond_the_budget_is_refused(target: Target) -> None:
     most = int(_bounds(target)["list_page_max_bytes"]) // 256  # buckets that fit (service/bounds.py)
-    source = f"conformance-stats-{uuid.uuid4().hex[:8]}"
+    source = check_source("stats")
     with target.client(timeout=30) as client:
         for start in range(0, most + 1, 1000):
             items = [

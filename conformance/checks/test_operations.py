@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from conformance.assertions import eventually
 from conformance.target import Target
 
 requirement = pytest.mark.requirement
@@ -46,11 +47,21 @@ def test_health_check_fails_when_degraded_unless_allowed(target: Target) -> None
     stack = target.controlled
     stack.stop_dependency("redis")
     try:
-        strict = target.run_script("check_runtime_health.py")
+        # Readiness may answer from the round each worker finished just before the stop (HEALTH_CACHE_S):
+        # wait, bounded, until the check reports the outage, then ask again allowing degraded mode.
+        strict: list[subprocess.CompletedProcess[str]] = []
+
+        def strict_fails() -> bool:
+            strict.append(target.run_script("check_runtime_health.py"))
+            return strict[-1].returncode == 1
+
+        try:
+            eventually(strict_fails, within_s=10, interval_s=0.2)
+        except AssertionError:
+            raise AssertionError(f"still exit {strict[-1].returncode} with Redis down: {strict[-1].stdout}") from None
         lenient = target.run_script("check_runtime_health.py", "--allow-ready-degraded")
     finally:
         stack.start_dependency("redis")
-    assert strict.returncode == 1, strict.stdout
     assert lenient.returncode == 0, lenient.stdout
 
 
@@ -59,7 +70,7 @@ def test_health_check_fails_when_degraded_unless_allowed(target: Target) -> None
 def test_health_check_fails_when_the_service_is_down(target: Target) -> None:
     unreachable = Target("http://127.0.0.1:9", target.api_key, None)  # the discard port: nothing listens
     result = unreachable.run_script("check_runtime_health.py", "--timeout", "1", "--allow-ready-degraded")
-    assert result.returncode == 1
+    assert result.returncode == 3, result.stdout  # could not run (conformance/verdicts.py): never 0
 
 
 @requirement("RB-OPS-PAYLOAD-CHECK")

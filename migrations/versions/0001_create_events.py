@@ -21,6 +21,8 @@ depends_on: str | Sequence[str] | None = None
 # Rollback declaration (RB-ROLLBACK-SCHEMA): downgrading drops the table and every event in it.
 downgrade_reversible: bool = True
 downgrade_data_safe: bool = False
+# Compatibility declaration (RB-HEALTH-SCHEMA): the first revision: there is no earlier release to serve.
+expand_only: bool = False
 
 
 def upgrade() -> None:

@@ -32,6 +32,9 @@ depends_on: str | Sequence[str] | None = None
 # events (an upgrade rebuilds them); no event is touched.
 downgrade_reversible: bool = True
 downgrade_data_safe: bool = True
+# Compatibility declaration (RB-HEALTH-SCHEMA): only adds rollup tables kept exact by triggers on `events`;
+# a release at 0001, which does not know them, reads and writes `events` as before, and its writes are counted.
+expand_only: bool = True
 
 WIDTHS = ("minute", "hour", "day")
 

@@ -31,6 +31,9 @@ depends_on: str | Sequence[str] | None = None
 # needed to roll the application back: the previous release runs on this schema as it is.
 downgrade_reversible: bool = True
 downgrade_data_safe: bool = False
+# Compatibility declaration (RB-HEALTH-SCHEMA): only adds two nullable columns without defaults; the release
+# at 0002 reads and writes `events` unchanged (storing NULL in both).
+expand_only: bool = True
 
 
 def upgrade() -> None:

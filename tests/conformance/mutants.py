@@ -308,6 +308,22 @@ async def ready_ignores_draining(mutant: Mutant, scope: dict[str, Any], receive:
     await _send_whole(send, start["status"], _headers(start), json.dumps(document).encode())
 
 
+async def ready_ignores_schema(mutant: Mutant, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """Readiness passes whatever revision the database is at (the check RB-HEALTH-SCHEMA added, ignored)."""
+    if scope["path"] != "/health/ready":
+        await mutant.app(scope, receive, send)
+        return
+    start, body = await _buffered(mutant.app, scope, receive)
+    document = json.loads(body)
+    if "schema" in document.get("failed_checks", []):
+        document["failed_checks"].remove("schema")
+        document["checks"]["schema"] = {"status": "up", "latency_ms": document["checks"]["schema"]["latency_ms"]}
+        if not document["failed_checks"] and document["status"] == "degraded":
+            document["status"] = "ready"
+            start["status"] = 200
+    await _send_whole(send, start["status"], _headers(start), json.dumps(document).encode())
+
+
 async def overload_as_500(mutant: Mutant, scope: dict[str, Any], receive: Receive, send: Send) -> None:
     """Overload surfaces as a bare 500 instead of 503 DB_OVERLOADED with Retry-After."""
     start, body = await _buffered(mutant.app, scope, receive)
@@ -395,6 +411,7 @@ MUTATIONS: dict[str, Callable[[Mutant, dict[str, Any], Receive, Send], Awaitable
     "server-error-on-bad-json": server_error_on_bad_json,
     "never-recovers": never_recovers,
     "ready-ignores-draining": ready_ignores_draining,
+    "ready-ignores-schema": ready_ignores_schema,
     "overload-as-500": overload_as_500,
     "method-as-label": method_as_label,
     "waits-for-slow-bodies": waits_for_slow_bodies,

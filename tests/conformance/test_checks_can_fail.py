@@ -39,6 +39,7 @@ HTTP_DEFECTS = [
     ("ready-without-checks", "RB-TRIAGE-SCOPE"),
     ("health-needs-auth", "RB-HEALTH-OPEN"),
     ("any-api-key", "RB-AUTH-APIKEY"),
+    ("any-api-key", "RB-OPS-VERDICTS"),  # the wrong key is accepted, so the check sees HEALTHY
     ("any-bearer-token", "RB-AUTH-JWT"),
     ("no-metrics", "RB-OBS-METRICS"),
     ("fresh-ids", "RB-DATA-DURABLE"),
@@ -54,6 +55,7 @@ HTTP_DEFECTS = [
 CONTROL_DEFECTS: list[tuple[dict[str, str], str | None, str]] = [
     ({"HEALTH_CHECK_TIMEOUT_S": "10"}, None, "RB-HEALTH-READY-DEGRADED"),
     ({}, "ready-ignores-draining", "RB-HEALTH-DRAIN"),
+    ({}, "ready-ignores-schema", "RB-HEALTH-SCHEMA"),
     ({}, "stale-limits", "RB-GUARD-ROLLOUT"),
     ({"LOG_LEVEL": "WARNING"}, None, "RB-OBS-LOGS"),
     ({}, "live-checks-dependencies", "RB-HEALTH-LIVE"),

@@ -104,7 +104,7 @@ def test_every_drill_passes_and_writes_the_runbook_report(stack: LocalStack, tmp
         "Risk:",
         "심각도 / Severity: **SEV-",
         "영향 받은 버전",
-        "다음 업데이트 / next update due",
+        "간격 업데이트 / next update, every",
         "error budget consumed",
         "first alert firing (EventsApi",
     ):
@@ -121,6 +121,13 @@ def test_every_drill_passes_and_writes_the_runbook_report(stack: LocalStack, tmp
     assert journal
     assert all(re.match(r"\d{4}-\d\d-\d\dT", entry["at"]) and "phase" in entry for entry in journal)
     assert "## 후속조치" in (first.directory / "redis-down" / "report.md").read_text()
+    redis = json.loads((first.directory / "redis-down" / "report.json").read_text())
+    symptom_pages = [
+        a["name"]
+        for a in redis["recovery_verification"]["alerts"]
+        if a["fired_at"] >= 0 and a["severity"] == "page" and a["kind"] == "symptom"
+    ]
+    assert redis["severity"]["level"] != "SEV-3" or not symptom_pages, symptom_pages  # SEV-3 is a ticket
     assert "## 용량/성능 후속조치" in (first.directory / "overload-spike" / "report.md").read_text()
     release = (first.directory / "release-bad-code" / "report.md").read_text()
     assert "## 롤백/재배포 기록" in release

@@ -81,11 +81,12 @@ def alembic_engine(fresh_database: Callable[[], str]) -> Iterator[AsyncEngine]:
 
 
 # -- the project's own rules -----------------------------------------------------------------------------------
-def test_every_revision_declares_whether_its_downgrade_is_reversible_and_data_safe() -> None:
+def test_every_revision_declares_its_downgrade_safety_and_whether_it_is_expand_only() -> None:
     for script in script_directory().walk_revisions():
         module = script.module
         assert isinstance(getattr(module, "downgrade_reversible", None), bool), script.revision
         assert isinstance(getattr(module, "downgrade_data_safe", None), bool), script.revision
+        assert isinstance(getattr(module, "expand_only", None), bool), f"{script.revision}: declare expand_only"
 
 
 def _seed(url: str, count: int) -> list[str]:

@@ -87,7 +87,7 @@ async def test_ready_reports_each_dependency_and_the_schema_revision(client: Cli
     body = await response.get_json()
     assert body["status"] == "ready"
     assert body["schema_revision"] == head_revision()
-    assert set(body["checks"]) == {"database", "redis"}
+    assert set(body["checks"]) == {"database", "redis", "schema"}
     for check in body["checks"].values():
         assert check["status"] == "up"
         assert check["latency_ms"] >= 0

@@ -239,7 +239,7 @@ def test_rollback_check_never_shows_the_database_password(postgres: PostgresServ
     }[shape]
     for args in ((), ("--run",)):
         result = run("check_migration_rollback.py", *args, env={"DATABASE_URL": url})
-        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.returncode == 3, result.stdout + result.stderr  # could not run (conformance/verdicts.py)
         assert "Traceback" not in result.stderr
         assert "cannot read the database's revision" in result.stderr
         assert_not_shown(result, password, first, second, postgres.password)

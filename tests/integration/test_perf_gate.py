@@ -1,19 +1,28 @@
 """`scripts/benchmark_queries.py` end to end (RB-PERF-GATE): it starts the embedded stack, seeds it, runs the
 whole query suite, prints the table, and fails the gate naming the breaching queries. The thresholds here are
 set impossibly low on purpose so that the run must fail; the gate's pass path is the same code with the
-runbook's figures (docs/QUALITY_GATES.perf.md). Speed is not asserted: the figures are printed."""
+runbook's figures (docs/QUALITY_GATES.perf.md). Speed is not asserted: the figures are printed. The `served`
+profile runs, shortened, against the service with the default rate limits, as `make serve` starts it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from limits import parse
 
-from chaos.service_process import REPO_ROOT
+from chaos.servers import RedisServer
+from chaos.service_process import REPO_ROOT, ServiceProcess, migrate
+from scripts.perf_common import DatasetSpec, seed_events
+from service.settings import Settings
+from tests.helpers import TEST_API_KEY, TEST_JWT_SECRET
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +73,56 @@ def test_the_gate_runs_the_suite_on_the_embedded_stack_and_names_breaching_queri
     assert "p95 ms" in result.stderr  # the table
     assert "measuring: 2 concurrent clients" in result.stderr
     assert "stopping the embedded stack" in result.stderr
+
+
+def _served_profile(base_url: str, *, duration_s: float) -> str:
+    """The `served` profile of scripts/bench_profiles.toml as it is (pacing included), made short."""
+    profile = tomllib.loads((REPO_ROOT / "scripts" / "bench_profiles.toml").read_text())["profiles"]["served"]
+    profile.update(url=base_url, duration_s=duration_s, warmup_s=1)
+    lines = ["[profiles.served]", *(f"{key} = {json.dumps(value)}" for key, value in profile.items())]
+    return "\n".join(lines) + "\n"
+
+
+def test_the_served_profile_is_paced_under_the_default_read_limit() -> None:
+    profile = tomllib.loads((REPO_ROOT / "scripts" / "bench_profiles.toml").read_text())["profiles"]["served"]
+    read_limit = parse(Settings.model_fields["rate_limit_read"].default)
+    per_second = read_limit.amount / read_limit.get_expiry()
+    assert profile.get("rate_per_s"), "the served profile is not paced"
+    assert profile["rate_per_s"] <= 0.9 * per_second, f"paced to {profile['rate_per_s']}/s; the limit is {per_second}/s"
+
+
+def test_the_served_profile_passes_against_a_service_with_the_default_limits(
+    fresh_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """`make serve`'s service (default rate limits) with a small dataset: no source has a second page of 50,
+    so the cursor query needs a cursor found with a smaller page. No request may fail: no 429 (the profile is
+    paced), no 400 (no empty cursor). The thresholds are set out of reach: speed is not what this tests."""
+    database_url = fresh_database()
+    migrate(database_url)
+    asyncio.run(seed_events(database_url, DatasetSpec(events=200, days=30), progress=lambda _: None))
+    env = {"DATABASE_URL": database_url, "API_KEY": TEST_API_KEY, "JWT_SECRET": TEST_JWT_SECRET}
+    with RedisServer() as redis, ServiceProcess({**env, "REDIS_URL": redis.url()}, workers=1) as service:
+        profiles = tmp_path / "profiles.toml"
+        profiles.write_text(_served_profile(service.base_url, duration_s=6))
+        result = subprocess.run(
+            [sys.executable, "scripts/benchmark_queries.py", "--profile", "served", "--profiles-file", str(profiles)],
+            cwd=REPO_ROOT,
+            env={
+                **os.environ,
+                "BENCH_BASE_URL": service.base_url,
+                "API_KEY": TEST_API_KEY,
+                "BENCH_FAIL_THRESHOLD_MS": "60000",
+                "BENCH_FAIL_P95_THRESHOLD_MS": "60000",
+            },
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "paced to 80/s" in result.stderr  # progress goes to stderr ...
+    table = result.stdout  # ... the table and the verdict to stdout
+    assert "PASS: every query within the gate" in table
+    cursor_rows = [line for line in table.splitlines() if line.startswith("list next page (cursor)")]
+    assert len(cursor_rows) == 1, table
+    assert cursor_rows[0].rstrip().endswith("ok"), table

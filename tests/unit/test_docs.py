@@ -66,7 +66,15 @@ def _makefile_targets() -> set[str]:
 
 
 def _check_command(command: str) -> None:
+    if " && " in command:  # a one-liner: every part must work
+        for part in command.split(" && "):
+            _check_command(part)
+        return
     words = shlex.split(command)
+    if words[0] == ".":  # sourcing the virtualenv that `make setup` creates
+        assert words[1:] == [".venv/bin/activate"], command
+        assert "setup" in _makefile_targets(), command
+        return
     while words and re.fullmatch(r"[A-Z_]+=\S+", words[0]):
         words = words[1:]
     if words[0] == "make":

@@ -58,6 +58,7 @@ def test_limits_come_from_the_environment(environment: pytest.MonkeyPatch) -> No
         ("DATABASE_URL", None, "DATABASE_URL: is required"),
         ("DATABASE_URL", "postgresql://app@db:5432/events", "DATABASE_URL: must carry database credentials"),
         ("DATABASE_URL", "mysql://a:b@db/events", "DATABASE_URL: must be a postgresql:// URL"),
+        ("REDIS_URL", "redis+sentinel://:pw@sentinel:26379/mymaster", "REDIS_URL: must be a redis://"),
         ("MAX_REQUEST_BODY_BYTES", "0", "MAX_REQUEST_BODY_BYTES: Input should be greater than or equal to 1"),
         ("INGEST_MAX_BATCH_ITEMS", "many", "INGEST_MAX_BATCH_ITEMS: Input should be a valid integer"),
     ],
