@@ -28,6 +28,15 @@ def _port_of(url: str) -> int:
     return int(match.group(1))
 
 
+def alive(pid: int) -> bool:
+    """The process exists and has not exited (a zombie has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def process_tree(pid: int) -> set[int]:
     """`pid` and every process descended from it, read from /proc."""
     children: dict[int, list[int]] = {}

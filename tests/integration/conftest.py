@@ -50,6 +50,18 @@ def healthy_servers(postgres: PostgresServer, redis_server: RedisServer) -> Iter
             server.start()
 
 
+@pytest.fixture
+def service_env(healthy_servers: Servers) -> dict[str, str]:
+    """The environment of a `python -m service` subprocess on the module's servers, with the test secrets."""
+    postgres, redis_server = healthy_servers
+    return {
+        "DATABASE_URL": postgres.url("events"),
+        "REDIS_URL": redis_server.url(),
+        "API_KEY": TEST_API_KEY,
+        "JWT_SECRET": TEST_JWT_SECRET,
+    }
+
+
 def settings_for(postgres: PostgresServer, redis_server: RedisServer, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": postgres.url("events"),

@@ -18,26 +18,15 @@ import pytest
 
 from chaos.servers import PostgresServer
 from chaos.service_process import ServiceProcess
-from tests.helpers import API_KEY_HEADERS, TEST_API_KEY, TEST_JWT_SECRET, event
+from tests.helpers import API_KEY_HEADERS, event
 from tests.integration.conftest import Servers
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def env(healthy_servers: Servers) -> dict[str, str]:
-    postgres, redis_server = healthy_servers
-    return {
-        "DATABASE_URL": postgres.url("events"),
-        "REDIS_URL": redis_server.url(),
-        "API_KEY": TEST_API_KEY,
-        "JWT_SECRET": TEST_JWT_SECRET,
-    }
-
-
-@pytest.fixture
-def service(env: dict[str, str]) -> Iterator[ServiceProcess]:
-    drain_env = {**env, "DRAIN_DELAY_S": "1.5", "DB_REQUEST_TIMEOUT_S": "6", "DB_STATEMENT_TIMEOUT_S": "5"}
+def service(service_env: dict[str, str]) -> Iterator[ServiceProcess]:
+    drain_env = {**service_env, "DRAIN_DELAY_S": "1.5", "DB_REQUEST_TIMEOUT_S": "6", "DB_STATEMENT_TIMEOUT_S": "5"}
     with ServiceProcess(drain_env, workers=2) as running:
         yield running
 
@@ -122,8 +111,8 @@ def test_metrics_count_every_worker(service: ServiceProcess) -> None:
         assert name in text
 
 
-def test_a_worker_killed_by_an_outside_signal_stops_the_service_with_a_failure(env: dict[str, str]) -> None:
-    with ServiceProcess(env, workers=2) as service:
+def test_a_worker_killed_by_an_outside_signal_stops_the_service_with_a_failure(service_env: dict[str, str]) -> None:
+    with ServiceProcess(service_env, workers=2) as service:
         workers = _workers(service)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)  # as the kernel's OOM killer would
@@ -147,9 +136,9 @@ def _workers(service: ServiceProcess) -> list[int]:
     return found
 
 
-def test_hung_redis_or_database_never_blocks_liveness(healthy_servers: Servers, env: dict[str, str]) -> None:
+def test_hung_redis_or_database_never_blocks_liveness(healthy_servers: Servers, service_env: dict[str, str]) -> None:
     postgres, redis_server = healthy_servers
-    with ServiceProcess(env, workers=1) as service:
+    with ServiceProcess(service_env, workers=1) as service:
         postgres.pause()
         redis_server.pause()
         try:

@@ -28,9 +28,7 @@ import pytest
 from chaos.lifecycle import OWNER_FILE, labelled_directory, remove_leftovers
 from chaos.servers import RedisServer, ServerError
 from chaos.service_process import REPO_ROOT, ServiceProcess
-from tests.helpers import TEST_API_KEY, TEST_JWT_SECRET
-from tests.integration.conftest import Servers
-from tests.stack_probes import holds_within, process_tree, refuses
+from tests.stack_probes import alive, holds_within, process_tree, refuses
 
 pytestmark = pytest.mark.integration
 
@@ -66,25 +64,6 @@ def _owned_by(directory: Path, pid: int) -> bool:
         return bool(json.loads((directory / OWNER_FILE).read_text())["pid"] == pid)
     except (OSError, ValueError, KeyError):
         return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-@pytest.fixture
-def service_env(healthy_servers: Servers) -> dict[str, str]:
-    postgres, redis_server = healthy_servers
-    return {
-        "DATABASE_URL": postgres.url("events"),
-        "REDIS_URL": redis_server.url(),
-        "API_KEY": TEST_API_KEY,
-        "JWT_SECRET": TEST_JWT_SECRET,
-    }
 
 
 @pytest.fixture
@@ -188,8 +167,8 @@ def test_sigkill_of_a_stack_owner_leaves_nothing_running_and_the_next_start_remo
     owner.send_signal(signal.SIGKILL)
     owner.wait(30)
 
-    assert holds_within(lambda: not any(_alive(pid) for pid in started), within_s=DIES_WITHIN_S), [
-        pid for pid in started if _alive(pid)
+    assert holds_within(lambda: not any(alive(pid) for pid in started), within_s=DIES_WITHIN_S), [
+        pid for pid in started if alive(pid)
     ]
     assert all(refuses(url) for url in urls), urls
     assert all(path.exists() for path in owned), "a killed owner cannot remove its own directories"
@@ -215,12 +194,12 @@ def test_the_next_start_stops_what_still_runs_from_a_dead_owners_directory(
 
     owner.send_signal(signal.SIGKILL)
     owner.wait(30)
-    assert holds_within(lambda: not _alive(postmaster), within_s=DIES_WITHIN_S), "the postmaster dies with its owner"
+    assert holds_within(lambda: not alive(postmaster), within_s=DIES_WITHIN_S), "the postmaster dies with its owner"
     assert refuses(str(ready["url"]))
 
-    assert all(_alive(pid) for pid in children), "stopped, they cannot notice that the postmaster died"
+    assert all(alive(pid) for pid in children), "stopped, they cannot notice that the postmaster died"
     labelled_directory("next", root=private_tmp)
-    assert holds_within(lambda: not any(_alive(pid) for pid in children), within_s=DIES_WITHIN_S)
+    assert holds_within(lambda: not any(alive(pid) for pid in children), within_s=DIES_WITHIN_S)
     assert not directory.exists()
 
 
@@ -254,7 +233,7 @@ def test_sigkill_of_serve_leaves_nothing_answering_on_its_ports(
     serve.send_signal(signal.SIGKILL)
     serve.wait(30)
 
-    assert holds_within(lambda: not any(_alive(pid) for pid in started), within_s=DIES_WITHIN_S)
+    assert holds_within(lambda: not any(alive(pid) for pid in started), within_s=DIES_WITHIN_S)
     assert all(refuses(f"http://127.0.0.1:{port}") for port in ports), printed
 
 

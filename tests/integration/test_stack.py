@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -28,6 +27,7 @@ from chaos.proxy import FaultProxy
 from chaos.stack import DEPENDENCIES, FaultProxyMode, LocalStack
 from chaos.toxiproxy_client import ToxiproxyClient
 from tests.stack_probes import (
+    alive,
     assert_database_and_service_back,
     assert_postgres_latency_slows_reads_and_recovers,
     assert_redis_stops_and_restarts,
@@ -65,14 +65,6 @@ def healthy(stack: LocalStack) -> Iterator[LocalStack]:
 def api(stack: LocalStack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.api_url, headers={"X-API-Key": stack.api_key}, timeout=15) as client:
         yield client
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_everything_answers_on_loopback_and_the_service_goes_through_the_proxies(
@@ -172,7 +164,7 @@ def test_a_failing_block_leaves_nothing_behind(fault_proxy: FaultProxyMode) -> N
         a_test_that_fails()
     pids, directories, endpoints = seen["pids"], seen["directories"], seen["endpoints"]
     assert len(pids) >= 4  # postgres and its helpers, redis, the service (and the fault proxy's process)
-    assert holds_within(lambda: not any(_alive(pid) for pid in pids), within_s=15)
+    assert holds_within(lambda: not any(alive(pid) for pid in pids), within_s=15)
     assert all(directory is not None for directory in directories)
     assert not any(directory.exists() for directory in directories)
     for url in (endpoints.api_url, endpoints.proxy_api_url, endpoints.database_url, endpoints.redis_url):
@@ -230,7 +222,7 @@ def test_stack_up_prints_the_endpoints_and_stops_everything_on_sigterm() -> None
             process.wait()
     assert process.returncode == 0, rest
     assert "nothing left running" in rest
-    assert holds_within(lambda: not any(_alive(pid) for pid in children), within_s=15)
+    assert holds_within(lambda: not any(alive(pid) for pid in children), within_s=15)
     assert refuses(api_url)
     assert refuses(proxy_url)
 
