@@ -20,12 +20,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 
-# Dependencies first, from pyproject.toml alone: this layer is rebuilt only when the dependencies change.
+# Dependencies first, from requirements/service.txt alone: this layer is rebuilt only when they change.
 COPY pyproject.toml /tmp/build/
+COPY requirements /tmp/build/requirements
 RUN python3 -m venv /opt/venv \
-    && python -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/build/pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/build/requirements.txt \
-    && pip install --quiet -r /tmp/build/requirements.txt 'setuptools>=69' \
-    && rm -f /tmp/build/requirements.txt
+    && pip install --quiet -r /tmp/build/requirements/service.txt 'setuptools>=69'
 
 # The project itself (service, and chaos for the fault proxy), installed into the venv without dependencies.
 COPY README.md /tmp/build/

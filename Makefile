@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: setup system-deps test lint typecheck pytest serve smoke gameday conformance drills gates migrate clean \
 	docker-prepare docker-test perf-gate bench load bench-micro bench-pipeline bench-ingest
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard requirements/*.txt)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
@@ -69,7 +69,7 @@ load: setup ## RB-PERF-LOAD: 30 s of headless Locust (mixed traffic) against the
 	$(BIN)/python scripts/run_locust.py --users 20 --seconds 30
 
 bench-micro: setup ## RB-PERF-MICRO: hot paths with pytest-benchmark against the committed baseline
-	$(BIN)/pytest tests/benchmarks -p no:cacheprovider --benchmark-storage=file://tests/benchmarks/baseline \
+	$(BIN)/pytest tests/perf/benchmarks -p no:cacheprovider --benchmark-storage=file://tests/perf/benchmarks/baseline \
 		--benchmark-compare=0001 --benchmark-compare-fail=median:50%
 
 bench-pipeline: setup ## request pipeline tax: authenticated get-by-id vs a bare Quart route (wrk)
@@ -82,7 +82,7 @@ docker-prepare: setup ## Docker engine + images built from Debian's packages (ro
 	$(BIN)/python scripts/prepare_docker.py
 
 docker-test: docker-prepare ## the Docker stage: Docker stack tests, the prod compose file for real, conformance and drills on containers
-	RB_DOCKER_TESTS=1 $(BIN)/pytest tests/docker -p no:cacheprovider
+	RB_DOCKER_TESTS=1 $(BIN)/pytest -m docker tests -p no:cacheprovider
 	$(BIN)/python -m conformance --backend docker -k test_ --report-dir reports/conformance-docker
 	$(BIN)/python -m chaos run db-down db-hung redis-down overload-spike --backend docker --report-dir reports/drills-docker
 

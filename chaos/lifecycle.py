@@ -27,10 +27,13 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -42,6 +45,35 @@ LABEL_PREFIX = "rb-"
 OWNER_FILE = ".rb-owner"
 LEFTOVER_KILL_TIMEOUT_S = 5.0
 _PR_SET_PDEATHSIG = 1
+
+
+class ServerError(RuntimeError):
+    """A server could not be started or stopped; the message carries the tail of its log."""
+
+
+def free_port() -> int:
+    """A port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def answers_ok(url: str) -> bool:
+    """Whether a GET on `url` answers 200 within a second (a readiness poll: errors mean "not yet")."""
+    with (
+        contextlib.suppress(OSError, urllib.error.URLError),
+        urllib.request.urlopen(url, timeout=1) as response,  # noqa: S310 - loopback URLs the harness built
+    ):
+        return bool(response.status == 200)
+    return False
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a log file, for an error message; "(no log)" when there is none."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
 
 class Lifecycle(ABC):

@@ -11,17 +11,21 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 
-from chaos.stack import StackBackend
+from chaos.stack.base import StackBackend
 from conformance.suite_events import RUN_ID, SOURCE_PREFIX
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+# The operator commands the checks run, by the runbook's names for them (scripts/<name>), as the argv that
+# runs each: `python -m` of its module, so an installed package (no checkout) runs them too.
+OPERATOR_COMMANDS: dict[str, list[str]] = {
+    "check_runtime_health.py": [sys.executable, "-m", "conformance.operator.health"],
+    "check_payload_guards.py": [sys.executable, "-m", "conformance.operator.payload_guards"],
+}
 
 # Settings the embedded stack starts with: the defaults, spelled out so that a check can roll a change out
 # and back; rate limits high enough that the suite's own traffic (Schemathesis included) is never throttled
@@ -78,7 +82,7 @@ class Target:
         return jwt.encode({k: v for k, v in payload.items() if v is not None}, self.jwt_secret, algorithm="HS256")
 
     def run_script(self, script: str, *extra: str) -> subprocess.CompletedProcess[str]:
-        """One of the operator commands in scripts/ against this target, as an operator runs it.
+        """One of the operator commands (OPERATOR_COMMANDS) against this target, as an operator runs it.
 
         The key travels in the environment only (never on argv, where `ps` shows it), and it is this target's
         key or none: an API_KEY of the suite's own environment is not passed on."""
@@ -86,7 +90,7 @@ class Target:
         if self.api_key:
             env["API_KEY"] = self.api_key
         return subprocess.run(
-            [sys.executable, str(SCRIPTS / script), "--base-url", self.base_url, *extra],
+            [*OPERATOR_COMMANDS[script], "--base-url", self.base_url, *extra],
             capture_output=True,
             text=True,
             timeout=60,

@@ -5,7 +5,7 @@
 Run it as the schema owner (the role that runs `alembic upgrade head`) after every migration, as the one-shot
 `migrate` service of docker-compose.prod.yml does. It converges: the role ends up with exactly GRANTS whatever
 it had before, and a table a later migration adds gets nothing until it is listed in GRANTS
-(tests/integration/test_compose_file.py fails when a table of service.db is not). It
+(tests/service/test_compose_file.py fails when a table of service.events.tables is not). It
 
 1. reads the role's password from PATH, a whole DATABASE_URL for the API, or generates one (64 hex digits)
    and writes PATH (mode 0400) when there is none: the password is made once and kept there;

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from service.db import metadata
+from service.events.tables import metadata
 from service.schema import schema_comment, still_serves
 
 config = context.config

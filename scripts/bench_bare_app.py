@@ -53,7 +53,7 @@ async def _close() -> None:
 
 @app.get("/health/live")
 async def live() -> Response:
-    """What chaos.service_process waits for before it calls the server up."""
+    """What chaos.stack.service waits for before it calls the server up."""
     return Response(b'{"status": "alive"}', content_type="application/json")
 
 

@@ -20,14 +20,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from chaos.servers import PostgresServer, RedisServer
-from chaos.service_process import ServiceProcess, generated_credentials, migrate
+from chaos.stack.migrations import migrate
+from chaos.stack.servers import PostgresServer, RedisServer
+from chaos.stack.service import ServiceProcess, generated_credentials
 
 POLL_INTERVAL_S = 0.02
 

@@ -32,8 +32,9 @@ from pathlib import Path
 
 import httpx
 
-from chaos.servers import PostgresServer, RedisServer
-from chaos.service_process import ServiceProcess, generated_credentials, migrate
+from chaos.stack.migrations import migrate
+from chaos.stack.servers import PostgresServer, RedisServer
+from chaos.stack.service import ServiceProcess, generated_credentials
 
 
 def _parser() -> argparse.ArgumentParser:

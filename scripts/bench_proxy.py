@@ -28,17 +28,14 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg
 import redis.asyncio as redis_asyncio
 import uvloop
 
 from chaos.proxy import FaultProxy, FaultProxyProcess
-from chaos.servers import PostgresServer, RedisServer
-from chaos.toxiproxy_client import ToxiproxyClient
+from chaos.proxy.client import ToxiproxyClient
+from chaos.stack.servers import PostgresServer, RedisServer
 
 BLOCK = 250  # round trips per block before switching between direct and proxied
 

@@ -1,7 +1,7 @@
 """A short headless Locust run (scripts/locustfile.py) against the embedded stack, exiting with Locust's status.
 
-Starts chaos.stack.LocalStack (throwaway PostgreSQL, Redis and the service on 127.0.0.1, the service talking
-to them directly), seeds --events events over 30 days, runs Locust headless for --seconds with at most
+Starts chaos.stack.local.LocalStack (throwaway PostgreSQL, Redis and the service on 127.0.0.1, the service
+talking to them directly), seeds --events events over 30 days, runs Locust headless for --seconds with at most
 --users users, stops everything and exits with Locust's exit code: 0 when every entry met the gate
 (BENCH_FAIL_THRESHOLD_MS / BENCH_FAIL_P95_THRESHOLD_MS, LOCUST_MAX_ERROR_RATE), 1 when one did not.
 
@@ -16,20 +16,13 @@ CSV statistics go to --csv PREFIX when given.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from chaos.servers import free_port
-from scripts.perf_common import DatasetSpec, seed_events, start_embedded_stack, stderr
+from conformance.perf.console import stderr
+from conformance.perf.locust_run import run_locust
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
-GRACE_S = 60
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,67 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.users <= 500 or not 1 <= args.seconds <= 3600:
         stderr("error: --users must be 1..500 and --seconds 1..3600 (runs are bounded)")
         return 2
-    stack = start_embedded_stack(workers=args.workers)
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        asyncio.run(seed_events(stack.database_url, DatasetSpec(events=args.events)))
-        env = {**os.environ, "API_KEY": stack.api_key}
-        common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
-        run = [
-            "--headless",
-            "--users",
-            str(args.users),
-            "--spawn-rate",
-            str(args.spawn_rate),
-            "--run-time",
-            f"{args.seconds}s",
-            "--stop-timeout",
-            "5",
-            "--host",
-            stack.api_url,
-            "--only-summary",
-            *(["--csv", args.csv] if args.csv else []),
-        ]
-        if args.distributed > 0:
-            port = free_port()
-            master = [
-                *common,
-                "--master",
-                "--master-bind-host",
-                "127.0.0.1",
-                "--master-bind-port",
-                str(port),
-                "--expect-workers",
-                str(args.distributed),
-                *run,
-            ]
-            stderr(f"locust: master on 127.0.0.1:{port} and {args.distributed} worker(s), {args.users} users")
-            processes.append(subprocess.Popen(master, env=env))
-            for _ in range(args.distributed):
-                worker = [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
-                processes.append(subprocess.Popen(worker, env=env))
-        else:
-            stderr(f"locust: {args.users} users for {args.seconds} s against {stack.api_url}")
-            processes.append(subprocess.Popen([*common, *run], env=env))
-        deadline = time.monotonic() + args.seconds + GRACE_S
-        try:
-            code = processes[0].wait(timeout=max(deadline - time.monotonic(), 1))
-        except subprocess.TimeoutExpired:
-            stderr("error: locust did not finish in time; stopping it")
-            code = 1
-        for process in processes[1:]:
-            try:
-                process.wait(timeout=max(deadline - time.monotonic(), 5))
-            except subprocess.TimeoutExpired:
-                process.terminate()
-        stderr(f"locust exited with {code}")
-        return code
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        stack.stop()
+    return run_locust(
+        LOCUSTFILE,
+        users=args.users,
+        spawn_rate=args.spawn_rate,
+        seconds=args.seconds,
+        workers=args.workers,
+        events=args.events,
+        distributed=args.distributed,
+        csv=args.csv,
+    )
 
 
 if __name__ == "__main__":

@@ -15,11 +15,10 @@ import argparse
 import asyncio
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from scripts.perf_common import DatasetSpec, is_loopback_url, seed_events, stderr
+from conformance.perf.console import stderr
+from conformance.perf.seeding import DatasetSpec, seed_events
+from conformance.perf.targets import is_loopback_url
 
 
 def main(argv: list[str] | None = None) -> int:

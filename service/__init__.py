@@ -1,5 +1,1 @@
-"""The event API: a Quart service that implements the operations runbook's contract."""
-
-from service.app import create_app
-
-__all__ = ["create_app"]
+"""The event API: a Quart service that implements the operations runbook's contract (`service.app.create_app`)."""

@@ -14,21 +14,23 @@ from redis.asyncio import Redis
 from werkzeug.exceptions import HTTPException
 
 from service import lifecycle, metrics
-from service.auth import AuthConfig, public
-from service.context import UNMATCHED_ROUTE, current_request
+from service.asgi_middleware import EdgeLimits, EdgeMiddleware
+from service.auth import AuthConfig
 from service.db import Database, create_engine
-from service.edge import EdgeLimits, EdgeMiddleware
 from service.errors import register_error_handlers
 from service.events.cursor import CursorCodec
 from service.events.routes import blueprint as events_blueprint
-from service.health import Check, ReadinessProbe, check_database, check_redis, schema_check
 from service.health import blueprint as health_blueprint
+from service.http_json import json_response
 from service.openapi import RunbookOpenAPIProvider
 from service.ratelimit import RateLimiter
+from service.readiness import Check, ReadinessProbe, check_database, check_redis, schema_check
 from service.redis_options import redis_client_options
+from service.request_state import UNMATCHED_ROUTE, current_request
+from service.route_policy import public
 from service.schema import load_expectation
 from service.settings import Settings
-from service.web import json_response
+from service.state import AppState, Connections, install
 
 log = logging.getLogger("service")
 
@@ -36,13 +38,13 @@ log = logging.getLogger("service")
 def create_app(settings: Settings) -> Quart:
     """Build the Quart app for `settings`; connections open when the server starts serving."""
     app = Quart("service", static_folder=None)
-    app.config.update(
-        SETTINGS=settings,
-        STARTED_AT=datetime.now(UTC),
-        SCHEMA=load_expectation(settings.compatible_schema_revisions),  # read once: this release's own head
-        MAX_CONTENT_LENGTH=settings.max_request_body_bytes,  # second line behind the edge guard
-        CURSORS=CursorCodec(settings.jwt_secret.get_secret_value()),
-        AUTH=AuthConfig(
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_request_body_bytes)  # second line behind the edge guard
+    state = AppState(
+        settings=settings,
+        started_at=datetime.now(UTC),
+        schema=load_expectation(settings.compatible_schema_revisions),  # read once: this release's own head
+        cursors=CursorCodec(settings.jwt_secret.get_secret_value()),
+        auth=AuthConfig(
             api_key=settings.api_key.get_secret_value().encode(),
             jwt_secret=settings.jwt_secret.get_secret_value(),
             jwt_issuer=settings.jwt_issuer,
@@ -50,6 +52,7 @@ def create_app(settings: Settings) -> Quart:
             trusted_proxies=tuple(settings.trusted_proxy_networks()),
         ),
     )
+    install(app, state)
     schema = QuartSchema(
         app,
         info=Info(title="Events API", version=settings.app_version),
@@ -93,21 +96,21 @@ def create_app(settings: Settings) -> Quart:
             checks["redis"] = partial(check_redis, redis)
         limiter = RateLimiter(settings)
         limiter.start()
-        app.config.update(
-            DATABASE=database,
-            HEALTH_ENGINE=health_engine,
-            REDIS=redis,
-            RATE_LIMITER=limiter,
-            READINESS=ReadinessProbe(
+        state.connections = Connections(
+            database=database,
+            health_engine=health_engine,
+            redis=redis,
+            rate_limiter=limiter,
+            readiness=ReadinessProbe(
                 checks,
                 timeout_s=settings.health_check_timeout_s,
                 cache_s=settings.health_cache_s,
                 # A readiness round that finds Redis down moves rate limiting to the fallback at once,
                 # so no request has to wait out a Redis timeout to find out.
                 on_down={"redis": limiter.fall_back},
-                derived={"schema": schema_check(app.config["SCHEMA"])},
+                derived={"schema": schema_check(state.schema)},
             ),
-            SHUTDOWN_WATCH=asyncio.get_running_loop().create_task(lifecycle.watch_shutdown_signal()),
+            shutdown_watch=asyncio.get_running_loop().create_task(lifecycle.watch_shutdown_signal()),
         )
         metrics.APP_INFO.labels(settings.app_version).set(1)
         for name, value in settings.effective_limits().items():
@@ -126,11 +129,12 @@ def create_app(settings: Settings) -> Quart:
 
     @app.after_serving
     async def _disconnect() -> None:
-        app.config["SHUTDOWN_WATCH"].cancel()
-        await app.config["RATE_LIMITER"].stop()
-        await app.config["DATABASE"].dispose()
-        await app.config["HEALTH_ENGINE"].dispose()
-        await app.config["REDIS"].aclose()
+        connections = state.serving
+        connections.shutdown_watch.cancel()
+        await connections.rate_limiter.stop()
+        await connections.database.dispose()
+        await connections.health_engine.dispose()
+        await connections.redis.aclose()
 
     def route_of(path: str, method: str) -> str:
         try:

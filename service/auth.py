@@ -1,25 +1,20 @@
-"""Authentication (API key, HS256 JWT) and the route policy markers.
+"""Authentication: who is calling, from an API key or an HS256 JWT, and from which address.
 
-Every route is marked exactly one way: `@require_scope("events:read")` authenticates and checks a scope, and
-`@public` says on purpose that anyone may call it. `tests/unit/test_route_policy.py` walks the URL map and
-fails when a route carries neither mark, so an unprotected route cannot slip in.
+Nothing here knows about routes: the route decorators that use it (`@require_scope`, `@rate_limited`,
+`@public`) are in service/route_policy.py.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import wraps
 from ipaddress import IPv4Network, IPv6Network, ip_address
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import Any, Final
 
 import jwt
-from quart import current_app, g, request
 
 from service.bounds import MAX_SUBJECT_CHARS
-from service.context import current_request
 from service.errors import ApiError
 
 log = logging.getLogger("service.auth")
@@ -28,13 +23,6 @@ READ: Final = "events:read"
 WRITE: Final = "events:write"
 ALL_SCOPES: Final = frozenset({READ, WRITE})
 REALM: Final = "events-api"
-
-# The scope is also the rate-limit policy: every authenticated route is limited, every public one is not.
-AUTH_SCOPE_ATTRIBUTE: Final = "_auth_required_scope"
-PUBLIC_ATTRIBUTE: Final = "_auth_public"
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +35,8 @@ class Principal:
 
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
+    """What credentials are checked against, from `Settings`."""
+
     api_key: bytes
     jwt_secret: str
     jwt_issuer: str | None
@@ -128,61 +118,3 @@ def authenticate(config: AuthConfig, api_key: str | None, authorization: str | N
         reason = f"`sub` must be a string of 1 to {MAX_SUBJECT_CHARS} characters"
         raise _unauthenticated(INVALID_CREDENTIALS, token_error=True, reason=reason)
     return Principal(id=f"jwt:{subject}", scopes=_scopes_from_claims(claims))
-
-
-def require_scope(scope: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-    """Authenticate the caller, count the request against its rate limit, and require `scope`.
-
-    401 without valid credentials (counted per client address), 429 over the limit, 403 without the scope.
-    """
-    if scope not in ALL_SCOPES:
-        raise ValueError(f"unknown scope {scope!r}")
-
-    def decorator(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-        @wraps(func)
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            config: AuthConfig = current_app.config["AUTH"]
-            limiter = current_app.config["RATE_LIMITER"]
-            try:
-                principal = authenticate(config, request.headers.get("X-API-Key"), request.headers.get("Authorization"))
-            except ApiError:
-                # Failed authentication counts against the caller's address: guessing keys is throttled.
-                caller = client_address(
-                    request.remote_addr, request.headers.get("X-Forwarded-For"), config.trusted_proxies
-                )
-                await limiter.check("anonymous", caller)
-                raise
-            await limiter.check(scope, principal.id)
-            state = current_request.get()
-            if state is not None:
-                state.principal = principal.id
-            g.principal = principal
-            if scope not in principal.scopes:
-                raise ApiError(
-                    403,
-                    "INSUFFICIENT_SCOPE",
-                    f"This operation needs the `{scope}` scope.",
-                    headers={
-                        "WWW-Authenticate": (f'Bearer realm="{REALM}", error="insufficient_scope", scope="{scope}"')
-                    },
-                )
-            return await func(*args, **kwargs)
-
-        setattr(wrapper, AUTH_SCOPE_ATTRIBUTE, scope)
-        return wrapper
-
-    return decorator
-
-
-def public(func: Callable[P, R]) -> Callable[P, R]:
-    """Mark a route as deliberately open to anyone (health, metrics, API documents)."""
-    setattr(func, PUBLIC_ATTRIBUTE, True)
-    return func
-
-
-def route_auth_policy(view: Callable[..., Any]) -> str | None:
-    """'public', the required scope, or None when the route is unmarked (a policy violation)."""
-    if getattr(view, PUBLIC_ATTRIBUTE, False):
-        return "public"
-    scope = getattr(view, AUTH_SCOPE_ATTRIBUTE, None)
-    return scope if isinstance(scope, str) else None

@@ -4,13 +4,14 @@ Anything a client controls — the request line, headers, body size and pace, pa
 what it stored — has a limit here or in `Settings`, and the limit is enforced where the input enters.
 
 Metric labels (service/metrics.py):
-- `method`: `METRIC_METHODS` (RFC 9110's methods); anything else is `OTHER` (`metric_method`, service/edge.py).
+- `method`: `METRIC_METHODS` (RFC 9110's methods); anything else is `OTHER` (`metric_method`,
+  service/asgi_middleware.py).
 - `route`: the route templates of the URL map, or `<unmatched>` (service/app.py, `route_of`).
-- `status`: the statuses the service itself sends, and 499 for a client that left (service/edge.py).
+- `status`: the statuses the service itself sends, and 499 for a client that left (service/asgi_middleware.py).
 - every other label: a fixed set — dependency, rate-limit policy, backend, degraded mode, limit name, the
   running release.
 
-Requests (hypercorn and service/edge.py):
+Requests (hypercorn and service/asgi_middleware.py):
 - request line and headers: 16 KiB (h11's `max_incomplete_event_size`), else 400/431 from hypercorn.
 - header arrival: `REQUEST_HEADER_TIMEOUT_S` after the connection opened or the previous response ended, else
   the connection is closed (hypercorn's `keep_alive_timeout`, set from it by `python -m service`).

@@ -1,24 +1,24 @@
-"""The database: table definitions (SQLAlchemy Core), the connection pool, and the bounded gate in front of it.
-
-The schema itself is created and changed only by alembic (`migrations/`); the tables here describe it for
-alembic and the readiness check, and `tests/integration/test_migrations.py` checks that the two agree.
+"""PostgreSQL connections: the request pool behind its bounded gate (`Database.run`), and the readiness engine.
 
 Every request's database work goes through `Database.run`, which makes the runbook's DB promises hold:
 - overload protection (RB-DB-OVERLOAD): at most `DB_MAX_CONCURRENCY` operations at once per worker; a
   request waits at most `DB_QUEUE_TIMEOUT_S` for a slot, else 503 DB_OVERLOADED with Retry-After;
 - fail-fast (RB-DB-FAILFAST): the work is answered within `DB_REQUEST_TIMEOUT_S` whatever the database does
-  (down, refusing, hung), as 503 DEPENDENCY_UNAVAILABLE with Retry-After, never a 500 or a hang;
+  (down, refusing, hung), as 503 DEPENDENCY_UNAVAILABLE with Retry-After, never a 500 or a hang
+  (service/db_errors.py decides which failures those are);
 - recovery without restart (RB-DB-RECOVER): connections are checked before use and replaced when broken.
 
 Request work runs on an asyncpg pool, one statement per request: a statement is atomic by itself, so the
 pool runs in autocommit (no BEGIN/ROLLBACK around it) and does not reset a connection it gets back (the
-service sets no session state). Measured on the project's 2-core machine, a primary-key read through
-SQLAlchemy's pool with `pool_pre_ping` took 6 round trips and 1.15 ms; this takes 1 round trip and 0.2 ms
-(docs/BENCHMARKS.md). "Checked before use" costs no round trip: a connection whose server went away (stopped,
-restarted, crashed: the socket is closed) is seen as closed when it is taken from the pool and replaced
-(`DB_POOL_PRE_PING=true` adds a `SELECT 1` round trip before each use, for networks that lose connections
-without closing them). A read that still meets a connection lost mid-flight is retried once on a fresh
-one, within the same bound; a write is not retried (its client can retry with the same ids).
+service sets no session state). That costs one round trip per read where SQLAlchemy's pool with
+`pool_pre_ping` took several (docs/BENCHMARKS.md). "Checked before use" costs no round trip: a connection
+whose server went away (stopped, restarted, crashed: the socket is closed) is seen as closed when it is taken
+from the pool and replaced (`DB_POOL_PRE_PING=true` adds a `SELECT 1` round trip before each use, for
+networks that lose connections without closing them). A read that still meets a connection lost mid-flight
+is retried once on a fresh one, within the same bound; a write is not retried (its client can retry with the
+same ids).
+
+The table definitions alembic works from are in service/events/tables.py.
 """
 
 from __future__ import annotations
@@ -30,79 +30,16 @@ from typing import TypeVar
 
 import asyncpg
 import orjson
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    Column,
-    DateTime,
-    Index,
-    Integer,
-    MetaData,
-    Table,
-    Text,
-    func,
-    text,
-)
-from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from service import metrics
-from service.bounded import within
+from service.db_errors import connection_lost, is_unavailable, unavailable_error
 from service.errors import ApiError
 from service.settings import Settings
+from service.timeouts import within
 
 T = TypeVar("T")
-RETRY_AFTER_UNAVAILABLE_S = 2
 RETRY_AFTER_OVERLOADED_S = 1
-
-# SQLSTATE classes that mean "the database cannot serve now", not "this request is wrong":
-# 08 connection exception, 53 insufficient resources, 57 operator intervention (shutdown, query
-# cancelled by statement_timeout, cannot connect now), 58 system error.
-_UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
-
-metadata = MetaData()
-
-events = Table(
-    "events",
-    metadata,
-    Column("id", UUID(as_uuid=True), primary_key=True),
-    Column("source", Text, nullable=False),
-    Column("type", Text, nullable=False),
-    Column("occurred_at", DateTime(timezone=True), nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("attributes", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-    Column("written_by", Text, nullable=True),  # the principal that stored it (NULL before revision 0003)
-    Column("attributes_size", Integer, nullable=True),  # bytes of compact JSON (NULL before revision 0003)
-    CheckConstraint("char_length(source) BETWEEN 1 AND 128", name="ck_events_source_length"),
-    CheckConstraint("attributes_size >= 0", name="ck_events_attributes_size"),
-    CheckConstraint("char_length(type) BETWEEN 1 AND 128", name="ck_events_type_length"),
-    # Each list/stats query filters by at most one of source/type and a time range, newest first.
-    Index("ix_events_occurred_at_id", "occurred_at", "id"),
-    Index("ix_events_source_occurred_at_id", "source", "occurred_at", "id"),
-    Index("ix_events_type_occurred_at_id", "type", "occurred_at", "id"),
-)
-
-
-def _rollup(width: str) -> Table:
-    """Events per (bucket start, source, type) at one bucket width, kept exact by triggers on `events`
-    (migrations/versions/0002_event_count_rollups.py), so counts over long ranges read a few rows per bucket
-    instead of every event."""
-    return Table(
-        f"event_counts_{width}",
-        metadata,
-        Column("bucket_start", DateTime(timezone=True), primary_key=True),
-        Column("source", Text, primary_key=True),
-        Column("type", Text, primary_key=True),
-        Column("count", BigInteger, nullable=False),
-        Index(f"ix_event_counts_{width}_source_bucket_start", "source", "bucket_start"),
-        Index(f"ix_event_counts_{width}_type_bucket_start", "type", "bucket_start"),
-        postgresql_with={"fillfactor": 80},  # room for the counts' HOT updates
-    )
-
-
-ROLLUP_WIDTHS = ("minute", "hour", "day")
-event_counts = {width: _rollup(width) for width in ROLLUP_WIDTHS}
 
 
 def _json_dumps(value: object) -> str:
@@ -134,7 +71,7 @@ def _server_settings(settings: Settings) -> dict[str, str]:
         "statement_timeout": str(int(settings.db_statement_timeout_s * 1000)),
         # Many short concurrent statements: a parallel plan forks background workers for one request's
         # scan, which costs more than it saves here and takes cores from the other requests (the 30-day
-        # stats query took 18 ms with 2 parallel workers, 11 ms without, on the project's 2-core machine).
+        # stats query is faster without: docs/BENCHMARKS.md).
         "max_parallel_workers_per_gather": "0",
     }
 
@@ -161,50 +98,6 @@ def create_pool(settings: Settings) -> asyncpg.Pool:
         server_settings=_server_settings(settings),
         init=_prepare_connection,
         reset=_keep_session,
-    )
-
-
-def is_unavailable(error: BaseException) -> bool:
-    """Is this failure the database being unavailable (down, refusing, hung, shutting down)?"""
-    if isinstance(error, OSError | TimeoutError):
-        return True
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        sqlstate = getattr(current, "sqlstate", None)
-        if isinstance(sqlstate, str) and sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES:
-            return True
-        if isinstance(current, OSError | TimeoutError | asyncpg.ConnectionDoesNotExistError) or _unusable(current):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def _unusable(error: BaseException) -> bool:
-    """asyncpg found the connection unusable before the statement reached the server: closed ("connection is
-    closed", it went away between taking it and using it), or left mid-operation by the failure of the one
-    before it (InternalClientError "cannot switch to state 12; another operation (2) is in progress", seen in
-    drills right after a database crash)."""
-    if isinstance(error, asyncpg.InternalClientError):
-        return True
-    return isinstance(error, asyncpg.InterfaceError) and "connection is closed" in str(error)
-
-
-def _connection_lost(error: BaseException) -> bool:
-    """The connection died under the statement (not a timeout, not the server refusing work)."""
-    return isinstance(error, asyncpg.ConnectionDoesNotExistError | ConnectionError) or _unusable(error)
-
-
-def unavailable_error() -> ApiError:
-    return ApiError(
-        503,
-        "DEPENDENCY_UNAVAILABLE",
-        "The database is unavailable; retry later.",
-        headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)},
-        extra={"dependency": "database"},
     )
 
 
@@ -280,7 +173,7 @@ class Database:
         try:
             return await self._attempt(operation, deadline)
         except Exception as error:
-            if not (retry and _connection_lost(error)):
+            if not (retry and connection_lost(error)):
                 raise
         # The connection was lost under a read (the server restarted while it sat in the pool, say):
         # asyncpg has dropped it, so this runs on a fresh one.

@@ -17,7 +17,7 @@ from quart import Quart, Response
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from service.context import current_request_id
+from service.request_state import current_request_id
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:events-api:problem:"

@@ -10,14 +10,15 @@ from collections.abc import Iterable
 
 import orjson
 
-from service.context import current_request
+from service.request_state import current_request
 
 # Attributes every LogRecord has; anything else passed through `extra=` becomes a JSON field.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 # The patterns run over every log line, and a line can carry what a client sent (its path), so each runs in
 # time linear in the line: possessive runs never backtrack, a JWT starts only where a run of its characters
 # starts, and a URL password cannot contain "/" (RFC 3986), so a run stops at the next "://". (The earlier
-# `(://[^:/@\s]+:)[^@\s]+(@)` took 185 ms on a 15 KB path of "://a:" repeated: each "://" scanned to the end.)
+# `(://[^:/@\s]+:)[^@\s]+(@)` was quadratic on a path of "://a:" repeated: each "://" scanned to the end;
+# docs/BENCHMARKS.md.)
 _BEARER = re.compile(r"(?i)(bearer\s++)[A-Za-z0-9._~+/=-]++")
 _JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*+\.[A-Za-z0-9_-]++\.[A-Za-z0-9_-]*+")
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*+:)[^@\s/]++(@)")

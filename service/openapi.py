@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cached_property
 from http import HTTPStatus
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
+from quart import Quart
 from quart_schema import OpenAPIProvider
 from werkzeug.routing import Rule
 
-from service.auth import ALL_SCOPES, route_auth_policy
+from service.auth import ALL_SCOPES
 from service.events.schemas import attribute_value_schemas, attributes_schema
+from service.route_policy import route_auth_policy
+from service.state import state_of
 
 PROBLEMS_ATTRIBUTE: Final = "_problem_statuses"
 EXTRA_RESPONSES_ATTRIBUTE: Final = "_extra_responses"
@@ -105,7 +108,7 @@ class RunbookOpenAPIProvider(OpenAPIProvider):
         if "EventIn" in schemas:
             schemas["EventIn"]["properties"]["attributes"].update(attributes_schema())
         if "EventBatchIn" in schemas:  # the limit in force, so a client can size its batches from the document
-            limit = self._app.config["SETTINGS"].ingest_max_batch_items
+            limit = state_of(cast(Quart, self._app)).settings.ingest_max_batch_items  # a weak proxy of the app
             schemas["EventBatchIn"]["properties"]["items"]["maxItems"] = limit
         return document
 

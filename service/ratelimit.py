@@ -28,10 +28,10 @@ from limits.errors import StorageError
 from redis.exceptions import RedisError
 
 from service import metrics
-from service.bounded import within
 from service.errors import ApiError
 from service.redis_options import redis_client_options
 from service.settings import Settings
+from service.timeouts import within
 
 log = logging.getLogger("service.ratelimit")
 

@@ -1,8 +1,16 @@
-"""Shared fixtures: real PostgreSQL and Redis, the app, and test credentials.
+"""Shared fixtures: real PostgreSQL and Redis, the app, and test credentials; and the Docker gate.
+
+Tests live by role (service, stack, proxy, drills, conformance, perf); markers say what they need:
+`integration` (real PostgreSQL/Redis servers) and `docker` (a Docker engine and the stack's images).
 
 Fast tests use the machine's own PostgreSQL (a fresh database per run, dropped at the end) and Redis (a
 database index of its own); when those are not reachable, throwaway servers are started instead. Tests that
-break a server always start their own (see `chaos.servers`).
+break a server always start their own (`postgres`, `redis_server`: one pair per module; see
+`chaos.stack.servers` and tests/own_servers.py). Unit tests build the app without serving it (`offline_app`).
+
+Docker tests run only when RB_DOCKER_TESTS=1 (`make docker-test`, which CI runs after `make test`); then a
+missing engine or image is a failure, not a skip. Without it they are deselected, so `make test` never needs
+Docker and reports no skipped stand-ins.
 """
 
 from __future__ import annotations
@@ -20,15 +28,42 @@ import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from chaos.servers import PostgresServer, RedisServer
-from chaos.service_process import migrate
+from chaos.stack.migrations import migrate
+from chaos.stack.servers import PostgresServer, RedisServer
 from service.app import create_app
 from service.settings import Settings
 from tests.helpers import TEST_API_KEY, TEST_JWT_SECRET
+from tests.own_servers import Servers
 
 LOCAL_POSTGRES = ("127.0.0.1", 5432)
 LOCAL_REDIS = ("127.0.0.1", 6379)
 TEST_REDIS_DB = 13
+DOCKER_TESTS = os.environ.get("RB_DOCKER_TESTS") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if DOCKER_TESTS:
+        return
+    needs_docker = [item for item in items if item.get_closest_marker("docker")]
+    if needs_docker:
+        config.hook.pytest_deselected(items=needs_docker)
+        items[:] = [item for item in items if not item.get_closest_marker("docker")]
+
+
+@pytest.fixture(scope="session")
+def docker_backend() -> None:
+    """With RB_DOCKER_TESTS=1, fail at once and say why when the Docker backend cannot run."""
+    from chaos.stack.docker import docker_status
+
+    usable, reason = docker_status()
+    if not usable:
+        pytest.fail(f"RB_DOCKER_TESTS=1 but the Docker backend cannot run: {reason}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _docker_ready(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("docker"):
+        request.getfixturevalue("docker_backend")
 
 
 def _reachable(address: tuple[str, int]) -> bool:
@@ -148,3 +183,51 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         yield connection
     finally:
         await connection.close()
+
+
+@pytest.fixture
+def offline_app() -> Quart:
+    return create_app(
+        Settings(
+            database_url="postgresql://u:p@127.0.0.1:1/never-connected",
+            api_key=TEST_API_KEY,
+            jwt_secret=TEST_JWT_SECRET,
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        url = server.create_database("events")
+        migrate(url)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def healthy_servers(postgres: PostgresServer, redis_server: RedisServer) -> Iterator[Servers]:
+    """The servers, guaranteed running again after the test whatever it did to them."""
+    yield postgres, redis_server
+    for server in (postgres, redis_server):
+        if server._paused:
+            server.resume()
+        if not server.running:
+            server.start()
+
+
+@pytest.fixture
+def service_env(healthy_servers: Servers) -> dict[str, str]:
+    """The environment of a `python -m service` subprocess on the module's servers, with the test secrets."""
+    postgres, redis_server = healthy_servers
+    return {
+        "DATABASE_URL": postgres.url("events"),
+        "REDIS_URL": redis_server.url(),
+        "API_KEY": TEST_API_KEY,
+        "JWT_SECRET": TEST_JWT_SECRET,
+    }

@@ -30,7 +30,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from chaos.drills.run import run_drills, select
+    from chaos.drills.catalog import select
+    from chaos.drills.run import run_drills
 
     try:
         drills = select(args.drills)

@@ -12,10 +12,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from chaos.lifecycle import ServerError
 from chaos.proxy import FaultProxyError
-from chaos.servers import ServerError
-from chaos.stack import BACKEND_CHOICES, STACK_BACKEND_ENV, StackBackend, StackEndpoints, make_stack, resolve_backend
-from chaos.toxiproxy_client import DEFAULT_URL
+from chaos.proxy.client import DEFAULT_URL
+from chaos.stack import BACKEND_CHOICES, STACK_BACKEND_ENV, make_stack, resolve_backend
+from chaos.stack.base import StackBackend, StackEndpoints
 
 UP_DESCRIPTION = """\
 Start a throwaway PostgreSQL (database "events", migrated) and Redis on 127.0.0.1, the fault proxy
@@ -134,9 +135,9 @@ Try:
   curl -s -w ' %{{time_total}}s\\n' '{endpoints.api_url}/api/v1/events?source=checkout' -H 'X-API-Key: {key}'
 
   # 300 ms on every database round trip, then back to normal:
-  {toxiproxy_env}.venv/bin/python -c 'from chaos.toxiproxy_client import ToxiproxyClient as T; \\
+  {toxiproxy_env}.venv/bin/python -c 'from chaos.proxy.client import ToxiproxyClient as T; \\
     T().proxy("postgres").add_toxic(type="latency", attributes={{"latency": 300}})'
-  {toxiproxy_env}.venv/bin/python -c 'from chaos.toxiproxy_client import ToxiproxyClient as T; \\
+  {toxiproxy_env}.venv/bin/python -c 'from chaos.proxy.client import ToxiproxyClient as T; \\
     T().proxy("postgres").destroy_toxic("latency_downstream")'
 
 Ctrl-C stops everything.""".replace("\n  \n", "\n\n")

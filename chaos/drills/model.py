@@ -5,17 +5,23 @@ under fault (the expected degraded behaviour, asserted by probes) → the mitiga
 → recovery verification (the steady state again, alerts resolved) → rollbacks that always run.
 
 Probes are retried until met, so each transition gets a timestamp on the drill clock, and every attempt is
-written to the drill's journal.
+written to the drill's journal. `DrillContext` is what a drill's actions and probes are given while it runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
-if TYPE_CHECKING:
-    from chaos.drills.engine import DrillContext
+import httpx
+
+from chaos.drills.prometheus import AlertWatcher
+from chaos.drills.traffic import DrillClock, TrafficRecorder
+from chaos.stack.base import Capability, StackBackend
+
+Progress = Callable[[str], None]
 
 Scenario = Literal["db", "redis", "overload", "release"]
 
@@ -93,3 +99,65 @@ class Drill:
     setup: Action | None = None  # before the steady state (e.g. deploy the previous release); undone by rollbacks
     server_errors_expected: bool = False  # a broken release answers 500 while it is deployed; faults never should
     tags: dict[str, str] = field(default_factory=dict)  # dependency, fault kind: for the resiliency matrix
+    requires: frozenset[Capability] = frozenset()  # what the stack backend must offer beyond the basic contract
+
+
+class DrillRecord(Protocol):
+    """What a drill's actions write and read while it runs: the marks on the drill clock and the action record.
+
+    The engine passes its `chaos.drills.result.DrillResult`; naming only this much keeps the model (what a
+    drill is) free of the results module, which depends on it."""
+
+    marks: dict[str, float]
+    notes: list[str]
+
+    def time_label(self, t: float) -> str: ...
+
+
+class DrillContext:
+    """What a drill's actions and probes can use."""
+
+    def __init__(
+        self,
+        drill: Drill,
+        stack: StackBackend,
+        clock: DrillClock,
+        traffic: TrafficRecorder,
+        alerts: AlertWatcher | None,
+        result: DrillRecord,
+        progress: Progress,
+    ) -> None:
+        self.drill = drill
+        self.stack = stack
+        self.clock = clock
+        self.traffic = traffic
+        self.alerts = alerts
+        self.result = result
+        self.progress = progress
+        self.state: dict[str, Any] = {}  # scratch space shared by a drill's actions
+
+    @property
+    def base_url(self) -> str:
+        return self.stack.api_url
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"X-API-Key": self.stack.api_key}
+
+    @contextlib.contextmanager
+    def client(self, timeout: float = 5.0) -> Iterator[httpx.Client]:
+        with httpx.Client(base_url=self.base_url, timeout=timeout) as client:
+            yield client
+
+    def record(self, line: str) -> None:
+        """A line of the drill's action record (the release drills' 롤백/재배포 기록), timestamped."""
+        t = self.clock.now()
+        self.result.notes.append(f"{self.clock.wall(t):%H:%M:%S.%f}"[:-3] + f" UTC: {line}")
+        self.progress(f"  {self.result.time_label(t):>9}  {line}")
+
+    def mark(self, name: str) -> float:
+        t = self.clock.now()
+        self.result.marks[name] = t
+        origin = f" (T0 = t={t:.2f} s on the drill clock)" if name == "fault injected" else ""
+        self.progress(f"  {self.result.time_label(t):>9}  {name}{origin}")
+        return t

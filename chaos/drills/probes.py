@@ -5,12 +5,8 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
-from chaos.drills.model import Observation, Probe
-
-if TYPE_CHECKING:
-    from chaos.drills.engine import DrillContext
+from chaos.drills.model import DrillContext, Observation, Probe
 
 # RB-DB-FAILFAST's bound (DB_REQUEST_TIMEOUT_S default 2 s) plus the network; a slower answer is a failure.
 FAIL_FAST_BOUND_S = 2.5

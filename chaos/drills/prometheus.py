@@ -21,8 +21,7 @@ import httpx
 import yaml
 
 from chaos.drills.traffic import DrillClock
-from chaos.lifecycle import Lifecycle, labelled_directory, start_process
-from chaos.servers import ServerError, free_port
+from chaos.lifecycle import Lifecycle, ServerError, free_port, labelled_directory, start_process
 
 RULES = Path(__file__).resolve().parents[2] / "service" / "alerts" / "events-api.rules.yml"
 READY_TIMEOUT_S = 30.0

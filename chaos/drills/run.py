@@ -4,20 +4,20 @@ timelines and journals, the resiliency matrix, a summary, and the history with i
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chaos.drills import history, matrix, report
-from chaos.drills.catalog import DRILLS
-from chaos.drills.engine import DrillResult, run_drill
+from chaos.drills.engine import run_drill
 from chaos.drills.model import Drill
 from chaos.drills.prometheus import PrometheusServer
-from chaos.drills.timeline import draw_timeline
-from chaos.stack import StackBackend, make_stack, resolve_backend
+from chaos.drills.report import history, incident, matrix
+from chaos.drills.report.timeline import draw_timeline
+from chaos.drills.result import DrillResult
+from chaos.stack import make_stack, resolve_backend
+from chaos.stack.base import StackBackend
 
 Progress = Callable[[str], None]
 
@@ -43,18 +43,6 @@ class RunOutcome:
     @property
     def passed(self) -> bool:
         return all(result.passed for result in self.results)
-
-
-def select(names: list[str]) -> list[Drill]:
-    """Drills by name or shell-style pattern (`release-*`, `db-*`; `all` for every one), in catalog order;
-    a name or pattern that matches nothing raises ValueError listing the catalog."""
-    if names == ["all"]:
-        return list(DRILLS)
-    unmatched = [name for name in names if not any(fnmatch.fnmatchcase(d.name, name) for d in DRILLS)]
-    if unmatched:
-        known = ", ".join(drill.name for drill in DRILLS)
-        raise ValueError(f"unknown drill(s) {', '.join(unmatched)}; known: {known}")
-    return [drill for drill in DRILLS if any(fnmatch.fnmatchcase(drill.name, name) for name in names)]
 
 
 def summary_lines(results: list[DrillResult]) -> list[str]:
@@ -105,7 +93,7 @@ def run_drills(
             )
         prometheus = None
         if with_prometheus:
-            # One Prometheus for the run: its first scrape comes ~5 s after it starts.
+            # One Prometheus for the run: its first scrape comes seconds after it starts (docs/BENCHMARKS.md).
             prometheus = resources.enter_context(PrometheusServer(stack.api_url))
             progress(
                 f"prometheus: {prometheus.url} scraping {stack.api_url} every 1 s, evaluating "
@@ -115,7 +103,7 @@ def run_drills(
             result = run_drill(drill, stack, prometheus=prometheus, progress=progress)
             drill_dir = directory / drill.name
             picture = draw_timeline(result, drill_dir / "timeline.png")
-            report.write_reports(result, drill_dir, picture)
+            incident.write_reports(result, drill_dir, picture)
             results.append(result)
     outcome = RunOutcome(run_id, directory, results)
     history_file = report_dir / "history.jsonl"

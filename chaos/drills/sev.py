@@ -26,7 +26,7 @@ class SevField:
 
 # The fields of each level's SEV update, in the runbook's order and words ("SEV 보고 형식"); each level has
 # its own (SEV-1 states that there is no workaround, SEV-3 the workaround path and the permanent-fix
-# schedule), so a report never uses another level's skeleton. tests/unit/test_sev_report.py parses the
+# schedule), so a report never uses another level's skeleton. tests/drills/test_sev_report.py parses the
 # runbook and fails when these drift from it.
 SEV_REPORT_FIELDS: dict[str, tuple[SevField, ...]] = {
     "SEV-1": (

@@ -1,6 +1,6 @@
 """Toxiproxy's HTTP API (routes, JSON shapes, status codes) over the proxy collection.
 
-    GET  /version                          200 {"version": ...}
+    GET  /version                          200 {"version": ..., "implementation": ...}
     POST /reset                            204  enable every proxy, remove every toxic
     GET  /proxies                          200 {name: proxy}
     POST /proxies                          201 proxy            (400 bad body, 409 name taken)

@@ -13,6 +13,9 @@ gone. A toxic that closes its link closes the connection; reset_peer resets both
 A toxic runtime that raises unexpectedly (a bug, or a value it cannot handle) anywhere on a link (built,
 started, updated, removed, in the pump, at end of stream, in a timer) resets the whole connection and is
 logged once per connection (`Connection.fail`): a broken toxic never leaves a client or upstream hanging.
+
+A connection sees the proxy that accepted it only as a `ConnectionOwner`, so the relay does not depend on
+the registry that holds the proxies (chaos.proxy.registry).
 """
 
 from __future__ import annotations
@@ -25,13 +28,10 @@ import socket
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Literal, cast
+from typing import Literal, Protocol, cast
 
 from chaos.proxy.addresses import split_host_port
 from chaos.proxy.toxics import Chunk, CloseLink, Direction, Toxic, ToxicRuntime, runtime_for
-
-if TYPE_CHECKING:
-    from chaos.proxy.registry import Proxy
 
 log = logging.getLogger("chaos.proxy")
 
@@ -440,10 +440,25 @@ class Link:
             self.destination.close()
 
 
+class ConnectionOwner(Protocol):
+    """What a connection needs from the proxy that accepted it (`chaos.proxy.registry.Proxy`): where to
+    connect, the toxics each new link starts with, and to be told when both sides are gone."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def upstream(self) -> str: ...
+
+    def chain(self, direction: Direction) -> Iterable[Toxic]: ...
+
+    def forget(self, connection: Connection) -> None: ...
+
+
 class Connection:
     """A client connection accepted by a proxy, its connection to the upstream, and the two links."""
 
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: ConnectionOwner) -> None:
         self.proxy = proxy
         self.client = Endpoint(self, "client")
         self.upstream: Endpoint | None = None

@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 from typing import Self
 
-from chaos.lifecycle import Lifecycle, labelled_directory, start_process
+from chaos.lifecycle import Lifecycle, labelled_directory, log_tail, start_process
 from chaos.proxy.server import FaultProxyError
-from chaos.servers import log_tail
 
 START_TIMEOUT_S = 15.0
 

@@ -1,7 +1,7 @@
 """Fixtures of the conformance checks: the target (embedded stack by default, or --base-url).
 
 The embedded stack runs on the backend `--backend` names: `local` (processes, the default), `docker`
-(containers: chaos.docker_stack) or `auto` (docker when a Docker engine answers and its images are present);
+(containers: chaos.stack.docker) or `auto` (docker when a Docker engine answers and its images are present);
 without the option, $STACK_BACKEND, else local. A `--base-url` target is prechecked first (conformance.target
 .precheck: it answers, it accepts the key), unless `python -m conformance` did it already (`--prechecked`).
 """

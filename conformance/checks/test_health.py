@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from chaos.service_process import alembic_scripts
+from chaos.stack.migrations import alembic_scripts
 from conformance.assertions import event_body, eventually
 from conformance.suite_events import check_source
 from conformance.target import Target

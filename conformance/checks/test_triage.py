@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chaos.service_process import head_revision
+from chaos.stack.migrations import head_revision
 from conformance.assertions import eventually
 from conformance.target import Target
 

@@ -1,6 +1,8 @@
 """`/api/v1/events`: ingest (single or batch), list, get by id, and time-bucketed stats.
 
-Decorator order on every route (as in tozo): route, auth, documentation.
+Decorator order on every route, outermost first, which is the order the checks run in (service/route_policy.py):
+the route; `@rate_limited(scope)` (authenticates, 401, and counts, 429); `@require_scope(scope)` (403); then
+documentation only (`@document_*`, `@problems`).
 """
 
 from __future__ import annotations
@@ -10,15 +12,13 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import RootModel, ValidationError
-from quart import Blueprint, Response, current_app, g
+from quart import Blueprint, Response, g
 from quart_schema import document_querystring, document_request, document_response
 
-from service.auth import READ, WRITE, require_scope
+from service.auth import READ, WRITE
 from service.bounds import STATS_BUCKET_MAX_BYTES, page_rows_budget
-from service.db import Database
 from service.errors import ApiError, validation_errors
 from service.events import repository
-from service.events.cursor import CursorCodec
 from service.events.schemas import (
     EventBatchIn,
     EventIn,
@@ -29,32 +29,19 @@ from service.events.schemas import (
     StatsQuery,
     StatsResult,
 )
+from service.http_json import invalid, json_response, json_response_with_raw, parse_query, read_json_body
 from service.ids import uuid7
 from service.openapi import problems
-from service.settings import Settings
-from service.web import invalid, json_response, json_response_with_raw, parse_query, read_json_body
+from service.route_policy import rate_limited, require_scope
+from service.state import app_state
 
+# Every route below: @blueprint.<method>, @rate_limited(scope), @require_scope(scope), then documentation.
 blueprint = Blueprint("events", __name__, url_prefix="/api/v1")
 WRITES_DISABLED_RETRY_AFTER_S = 60
 
 
 class IngestRequest(RootModel[EventIn | EventBatchIn]):
     """One event, or `{"items": [...]}` with up to INGEST_MAX_BATCH_ITEMS events."""
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.config["SETTINGS"]
-    return settings
-
-
-def _database() -> Database:
-    database: Database = current_app.config["DATABASE"]
-    return database
-
-
-def _cursors() -> CursorCodec:
-    cursors: CursorCodec = current_app.config["CURSORS"]
-    return cursors
 
 
 def _parse_ingest(payload: Any, max_items: int) -> tuple[list[EventIn], bool]:
@@ -101,6 +88,7 @@ def _attributes_json(items: list[EventIn], *, is_batch: bool, max_bytes: int) ->
 
 
 @blueprint.post("/events")
+@rate_limited(WRITE)
 @require_scope(WRITE)
 @document_request(IngestRequest)
 @document_response(IngestResult, 201)
@@ -113,7 +101,8 @@ async def ingest_events() -> Response:
     A 2xx means the events are committed. Send your own ids to make retries after a 503 safe. An id already
     stored with different content is 409 ID_CONFLICT, and then nothing of the request is stored.
     """
-    settings = _settings()
+    state = app_state()
+    settings = state.settings
     if settings.degraded_mode == "read_only":
         raise ApiError(
             503,
@@ -128,7 +117,7 @@ async def ingest_events() -> Response:
     insert = partial(
         repository.insert_events, items=items, ids=ids, written_by=g.principal.id, attributes_json=attributes_json
     )
-    outcome = await _database().run(insert)
+    outcome = await state.database.run(insert)
     body = {
         "accepted": outcome.accepted,
         "duplicates": len(outcome.duplicate_ids),
@@ -139,6 +128,7 @@ async def ingest_events() -> Response:
 
 
 @blueprint.get("/events")
+@rate_limited(READ)
 @require_scope(READ)
 @document_querystring(ListQuery)
 @document_response(EventPage, 200)
@@ -150,17 +140,19 @@ async def list_events() -> Response:
     continues it. A cursor that this API did not issue is 400 INVALID_CURSOR.
     """
     query = parse_query(ListQuery)
-    after = _cursors().decode(query.cursor) if query.cursor is not None else None
-    settings = _settings()
+    state = app_state()
+    after = state.cursors.decode(query.cursor) if query.cursor is not None else None
+    settings = state.settings
     rows_budget = page_rows_budget(settings.list_page_max_bytes, settings.event_attributes_max_bytes)
-    page, next_position = await _database().run(
+    page, next_position = await state.database.run(
         partial(repository.list_events, query=query, after=after, rows_budget=rows_budget), read_only=True
     )
-    next_cursor = _cursors().encode(next_position) if next_position is not None else None
+    next_cursor = state.cursors.encode(next_position) if next_position is not None else None
     return json_response({"items": page, "next_cursor": next_cursor})
 
 
 @blueprint.get("/events/stats")
+@rate_limited(READ)
 @require_scope(READ)
 @document_querystring(StatsQuery)
 @document_response(StatsResult, 200)
@@ -171,14 +163,16 @@ async def event_stats() -> Response:
     At most LIST_PAGE_MAX_BYTES of buckets are answered; a larger answer is 422 STATS_TOO_LARGE.
     """
     query = parse_query(StatsQuery)
-    max_buckets = _settings().list_page_max_bytes // STATS_BUCKET_MAX_BYTES
+    state = app_state()
+    max_buckets = state.settings.list_page_max_bytes // STATS_BUCKET_MAX_BYTES
     stats = partial(repository.stats_json, query=query, max_buckets=max_buckets)
-    total, buckets = await _database().run(stats, read_only=True)
+    total, buckets = await state.database.run(stats, read_only=True)
     head = {"group_by": query.group_by, "bucket": query.bucket, "since": query.since, "until": query.until}
     return json_response_with_raw(head | {"total": total}, "buckets", buckets)
 
 
 @blueprint.get("/events/<event_id>")
+@rate_limited(READ)
 @require_scope(READ)
 @document_response(EventOut, 200)
 @problems(401, 403, 404, 422, 429, 503)
@@ -191,7 +185,7 @@ async def get_event(event_id: str) -> Response:
             [{"loc": ["path", "event_id"], "msg": "must be a UUID", "type": "uuid_parsing"}],
             "The event id is not a UUID.",
         ) from None
-    event = await _database().run(partial(repository.get_event, event_id=parsed), read_only=True)
+    event = await app_state().database.run(partial(repository.get_event, event_id=parsed), read_only=True)
     if event is None:
         raise ApiError(404, "EVENT_NOT_FOUND", f"No event has the id {parsed}.")
     return json_response(event)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.stack import LocalStack
+from chaos.stack.local import LocalStack
 from conformance.registry import load_registry
 
 pytestmark = pytest.mark.integration

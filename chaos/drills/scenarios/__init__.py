@@ -1,0 +1,1 @@
+"""The drills by runbook scenario: db, redis, overload and release; `chaos.drills.catalog` lists them all."""

@@ -1,0 +1,615 @@
+"""docker-compose.prod.yml, the Dockerfile and the CI override, read as files (RB-OPS-COMPOSE; no Docker needed).
+
+What compose does with them for real (healthy stack, migration, refusal without secrets) is tested by
+tests/service/test_compose_prod.py on a Docker engine. Here: the structure the runbook asks for, the secrets
+without defaults, ports on 127.0.0.1 only, every container locked down and limited, and compose's variable
+interpolation applied by a small model of it. The last part runs what the `migrate` service runs after the
+migration, `python -m migrations.api_role`, against a throwaway PostgreSQL: the API's least-privileged role,
+and the service working with nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shlex
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import yaml
+
+from chaos.stack import images as docker_images
+from chaos.stack.servers import PostgresServer, RedisServer
+from chaos.stack.service import ServiceProcess
+from migrations import api_role
+from service.events.tables import metadata
+from service.settings import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = REPO / "docker-compose.prod.yml"
+CI_OVERRIDE = REPO / "chaos" / "stack" / "images" / "compose.ci.yml"
+DOCKERFILE = REPO / "Dockerfile"
+SECRETS = ("POSTGRES_PASSWORD", "API_KEY", "JWT_SECRET")
+GOOD_SECRETS = {"POSTGRES_PASSWORD": "pw0123456789", "API_KEY": "k" * 20, "JWT_SECRET": "j" * 40}
+SERVICES = ("postgres", "redis", "migrate", "api")
+# Optional settings the API must receive (with the service's defaults), also those the service does not read yet.
+PASSED_THROUGH = {
+    "TRUSTED_PROXIES": "",
+    "JWT_ISSUER": "",
+    "JWT_AUDIENCE": "",
+    "REQUEST_HEADER_TIMEOUT_S": "5",
+    "REQUEST_BODY_TIMEOUT_S": "30",
+    "REQUEST_BODY_MIN_RATE_BPS": "4096",
+    "REQUEST_BODY_GRACE_S": "5",
+    "LIST_PAGE_MAX_BYTES": "4194304",
+    "EVENT_ATTRIBUTES_MAX_BYTES": "65536",
+}
+
+
+class MissingVariable(Exception):
+    pass
+
+
+_VARIABLE = re.compile(
+    r"\$(?:\$"  # $$: a literal $
+    r"|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"  # ${NAME}, ${NAME:-x}, ${NAME:?x}
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"  # $NAME
+)
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's interpolation: $$, $NAME, ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?err}, ${NAME?err}."""
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match["name"] or match["bare"]
+        op, arg = match["op"], match["arg"] or ""
+        value = env.get(name)
+        unset_or_empty = value is None or value == ""
+        if op in (":?", "?") and (value is None or (op == ":?" and unset_or_empty)):
+            raise MissingVariable(f"{name}: {arg}")
+        if op in (":-", "-") and (value is None or (op == ":-" and unset_or_empty)):
+            return arg
+        return value or ""
+
+    return _VARIABLE.sub(substitute, text)
+
+
+def load(env: dict[str, str], *files: Path) -> dict[str, Any]:
+    """The files interpolated with `env` and merged (services' mappings merged key by key, like compose).
+
+    Like compose, each string value of the parsed file is interpolated (so `KEY: ${VAR:-}` is "", not null)."""
+    merged: dict[str, Any] = {}
+    for path in files or (COMPOSE,):
+        _merge(merged, _interpolated(yaml.safe_load(path.read_text()), env))
+    return merged
+
+
+def _interpolated(value: Any, env: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return interpolate(value, env)
+    if isinstance(value, dict):
+        return {key: _interpolated(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_interpolated(item, env) for item in value]
+    return value
+
+
+def _merge(into: dict[str, Any], other: dict[str, Any]) -> None:
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict[str, Any]:
+    """The file as YAML, before interpolation."""
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, Any]:
+    return load(dict(GOOD_SECRETS))
+
+
+def test_the_runbook_services_are_there(raw: dict[str, Any]) -> None:
+    assert set(raw["services"]) == {"postgres", "redis", "migrate", "api"}
+    assert raw["services"]["postgres"]["image"] == "postgres:15"
+    assert raw["services"]["redis"]["image"] == "redis:7"
+
+
+def test_api_and_migrate_are_built_from_the_repo_dockerfile_as_one_image(raw: dict[str, Any]) -> None:
+    api, migrate = raw["services"]["api"], raw["services"]["migrate"]
+    for service in (api, migrate):
+        assert service["build"]["context"] == "."
+        assert (REPO / service["build"].get("dockerfile", "Dockerfile")).resolve() == DOCKERFILE
+    assert api["image"] == migrate["image"]
+    assert migrate["restart"] == "no"
+
+
+def migrate_steps(migrate: dict[str, Any]) -> list[list[str]]:
+    """The commands of the migrate service's `sh -c "A && exec B"`, each as its words."""
+    shell, flag, script = migrate["command"]
+    assert (shell, flag) == ("sh", "-c")
+    return [shlex.split(step.removeprefix("exec ")) for step in script.split(" && ")]
+
+
+def test_the_migration_runs_as_the_owner_then_makes_the_api_role(raw: dict[str, Any]) -> None:
+    migrate = raw["services"]["migrate"]
+    upgrade, role = migrate_steps(migrate)
+    assert upgrade == ["python", "-m", "alembic", "upgrade", "head"]
+    assert role[:3] == ["python", "-m", "migrations.api_role"]
+    url_file = role[role.index("--url-file") + 1]
+    assert "DATABASE_URL" in migrate["environment"]  # the owner's
+    # ... written into the credentials volume, which the API mounts read-only and reads DATABASE_URL_FILE from
+    volume, directory = migrate["volumes"][0].split(":")
+    assert Path(url_file).parent == Path(directory)
+    assert f"{volume}:{directory}:ro" in raw["services"]["api"]["volumes"]
+    assert raw["services"]["api"]["environment"]["DATABASE_URL_FILE"] == url_file
+    assert volume in raw["volumes"]
+    # the image creates that directory for its user, so that a new volume starts as it
+    assert re.search(rf"install -d -o 10001 -g 10001 -m 0700 {directory}$", DOCKERFILE.read_text(), re.MULTILINE)
+
+
+def test_startup_order_waits_for_health_and_the_migration(raw: dict[str, Any]) -> None:
+    services = raw["services"]
+    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert services["api"]["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+        "migrate": {"condition": "service_completed_successfully"},
+    }
+    for name in ("postgres", "redis", "api"):
+        check = services[name]["healthcheck"]
+        assert check["test"][0] in {"CMD", "CMD-SHELL"}, name
+        assert not check.get("disable"), name
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    assert "redis-cli ping" in " ".join(services["redis"]["healthcheck"]["test"])
+    assert "/health/live" in " ".join(services["api"]["healthcheck"]["test"])
+
+
+def test_secrets_are_required_and_have_no_default_anywhere() -> None:
+    text = COMPOSE.read_text()
+    for name in SECRETS:
+        references = re.findall(rf"\$\{{{name}([^}}]*)\}}", text)
+        assert references, f"{name} is not used"
+        assert all(reference.startswith(":?") for reference in references), (name, references)
+        assert not re.search(rf"\${name}\b", text), f"${name} without braces cannot be required"
+    rendered = load(dict(GOOD_SECRETS))
+    api_env = rendered["services"]["api"]["environment"]
+    assert api_env["API_KEY"] == GOOD_SECRETS["API_KEY"]
+    assert api_env["JWT_SECRET"] == GOOD_SECRETS["JWT_SECRET"]
+    assert rendered["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] == GOOD_SECRETS["POSTGRES_PASSWORD"]
+    url = rendered["services"]["migrate"]["environment"]["DATABASE_URL"]
+    assert url == f"postgresql://events:{GOOD_SECRETS['POSTGRES_PASSWORD']}@postgres:5432/events"
+
+
+def test_no_other_variable_is_required() -> None:
+    required = set(re.findall(r"\$\{(\w+):?\?", COMPOSE.read_text()))
+    assert required == set(SECRETS)
+    load(dict(GOOD_SECRETS))  # nothing else has to be set
+
+
+def test_the_api_never_sees_the_database_owner_password(rendered: dict[str, Any]) -> None:
+    api = rendered["services"]["api"]
+    assert "POSTGRES_PASSWORD" not in api["environment"]
+    assert "DATABASE_URL" not in api["environment"]  # the owner's URL; the API reads its own from a file
+    assert GOOD_SECRETS["POSTGRES_PASSWORD"] not in yaml.safe_dump(api)
+    assert GOOD_SECRETS["POSTGRES_PASSWORD"] not in yaml.safe_dump(rendered["services"]["redis"])
+
+
+@pytest.mark.parametrize("missing", SECRETS)
+@pytest.mark.parametrize("how", ["unset", "empty"])
+def test_interpolation_refuses_without_each_secret(missing: str, how: str) -> None:
+    env = dict(GOOD_SECRETS)
+    if how == "unset":
+        del env[missing]
+    else:
+        env[missing] = ""
+    with pytest.raises(MissingVariable, match=rf"^{missing}: {missing} is required"):
+        load(env)
+
+
+def test_only_the_api_is_published_and_only_on_loopback(rendered: dict[str, Any]) -> None:
+    published = {name: service.get("ports", []) for name, service in rendered["services"].items()}
+    assert {name for name, ports in published.items() if ports} == {"api"}
+    for port in published["api"]:
+        assert isinstance(port, str)
+        assert port.startswith("127.0.0.1:"), port
+    assert published["api"] == ["127.0.0.1:8000:8000"]
+    assert load({**GOOD_SECRETS, "API_PORT": "18080"})["services"]["api"]["ports"] == ["127.0.0.1:18080:8000"]
+
+
+def test_the_database_and_redis_sit_on_an_internal_network(rendered: dict[str, Any]) -> None:
+    assert rendered["networks"]["backend"] == {"internal": True}
+    for name in ("postgres", "redis", "migrate"):
+        assert rendered["services"][name]["networks"] == ["backend"], name
+    assert set(rendered["services"]["api"]["networks"]) == {"backend", "edge"}
+
+
+def test_the_api_container_is_locked_down(rendered: dict[str, Any]) -> None:
+    api = rendered["services"]["api"]
+    assert api["tmpfs"] == ["/tmp"]  # noqa: S108 - the container's own /tmp (multiprocess metrics)
+    # drain (DRAIN_DELAY_S) + hypercorn's graceful_timeout must fit before compose's SIGKILL
+    assert int(api["stop_grace_period"].removesuffix("s")) >= 2 + 10
+
+
+def size_in_bytes(value: str | int) -> int:
+    """Compose's byte sizes: 268435456, "256m", "1g", "512k", "100b"."""
+    match = re.fullmatch(r"(\d+)([bkmg]?)", str(value).lower())
+    assert match, value
+    return int(match.group(1)) << (10 * "bkmg".index(match.group(2) or "b"))
+
+
+# Who each container starts as: postgres and redis as their own users (then their entrypoints need no
+# capability), the API image as uid 10001 (its USER).
+USERS = {"postgres": "postgres", "redis": "redis", "migrate": None, "api": None}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_container_is_locked_down_and_limited(rendered: dict[str, Any], name: str) -> None:
+    service = rendered["services"][name]
+    assert service["cap_drop"] == ["ALL"]
+    assert not service.get("cap_add"), "no capability is added back: none of the processes needs one"
+    assert not service.get("privileged")
+    assert "no-new-privileges:true" in service["security_opt"]
+    assert service["read_only"] is True
+    assert service.get("user") == USERS[name]
+    # Service-level limits: Compose v1 ignores `deploy.resources` unless run with --compatibility.
+    assert "deploy" not in service
+    memory = size_in_bytes(service["mem_limit"])
+    assert 64 * 2**20 <= memory <= 4 * 2**30
+    assert size_in_bytes(service["memswap_limit"]) == memory, "no swap beyond the memory limit"
+    assert isinstance(service["pids_limit"], int)
+    assert 16 <= service["pids_limit"] <= 1024
+
+
+def test_postgres_has_room_for_its_connections_and_redis_evicts_before_its_limit(rendered: dict[str, Any]) -> None:
+    services = rendered["services"]
+    assert services["postgres"]["pids_limit"] > 100 + 20  # max_connections (default 100) + its own processes
+    assert set(services["postgres"]["tmpfs"]) >= {"/var/run/postgresql"}  # socket and lock file
+    command = services["redis"]["command"]
+    maxmemory = size_in_bytes(command[command.index("--maxmemory") + 1].removesuffix("b"))
+    assert maxmemory <= 0.8 * size_in_bytes(services["redis"]["mem_limit"])
+    assert command[command.index("--maxmemory-policy") + 1] == "allkeys-lru"
+
+
+def test_the_optional_settings_are_passed_through_with_the_service_defaults(
+    raw: dict[str, Any], rendered: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    api_env: dict[str, str] = raw["services"]["api"]["environment"]
+    optional = {}
+    for name, value in api_env.items():
+        match = re.fullmatch(r"\$\{(\w+):-([^}]*)\}", str(value))
+        if match:
+            assert match.group(1) == name
+            optional[name] = match.group(2)
+    assert optional.items() >= PASSED_THROUGH.items()
+    assert {"MAX_REQUEST_BODY_BYTES", "INGEST_MAX_BATCH_ITEMS", "RATE_LIMIT_BACKEND", "DRAIN_DELAY_S"} <= set(optional)
+
+    # What the service makes of the rendered environment equals its own defaults, field by field.
+    url_file = tmp_path / "api_database_url"
+    url_file.write_text("postgresql://events_api:pw@postgres:5432/events\n")
+    for name in list(os.environ):
+        if name.upper() in {*optional, "DATABASE_URL", "REDIS_URL", "API_KEY", "JWT_SECRET"} or name.endswith("_FILE"):
+            monkeypatch.delenv(name)
+    for name, value in rendered["services"]["api"]["environment"].items():
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.setenv("DATABASE_URL_FILE", str(url_file))
+    from_compose = load_settings()
+    for name in optional:
+        monkeypatch.delenv(name)
+    defaults = load_settings()
+    for name in optional:
+        field = name.lower()
+        if field in Settings.model_fields:  # the others are ignored until the service has them
+            assert getattr(from_compose, field) == getattr(defaults, field), name
+    assert from_compose.jwt_issuer is None
+    assert from_compose.jwt_audience is None
+    assert from_compose.trusted_proxy_networks() == []
+
+
+def test_the_dockerfile_builds_a_slim_non_root_service_image() -> None:
+    text = DOCKERFILE.read_text()
+    instructions = [line.split(None, 1) for line in text.splitlines() if line and not line.startswith((" ", "#"))]
+    keywords = [parts[0] for parts in instructions]
+    assert instructions[0] == ["ARG", "BASE_IMAGE=python:3.11-slim"]
+    assert instructions[1] == ["FROM", "${BASE_IMAGE}"]
+    assert keywords.count("FROM") == 1
+    user = next(parts[1] for parts in instructions if parts[0] == "USER")
+    assert user.split(":")[0] not in {"root", "0"}
+    assert keywords.index("USER") > max(i for i, keyword in enumerate(keywords) if keyword == "RUN")
+    assert re.search(r"HEALTHCHECK .*\n?.*/health/live", text)
+    cmd = next(parts[1] for parts in instructions if parts[0] == "CMD")
+    assert cmd == '["python", "-m", "service", "--bind", "0.0.0.0:8000"]'
+    assert ["EXPOSE", "8000"] in instructions
+
+
+def test_the_build_context_leaves_out_the_checkout_clutter() -> None:
+    rules = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
+    assert rules[0] == "*"  # an allowlist: nothing goes in unless named
+    allowed = {rule.removeprefix("!").rstrip("/") for rule in rules if rule.startswith("!")}
+    copied = set(re.findall(r"^COPY (\S+(?: \S+)*) \S+$", DOCKERFILE.read_text(), re.MULTILINE))
+    sources = {source for line in copied for source in line.split()}
+    assert sources <= allowed, sources - allowed
+    assert not allowed & {".venv", ".git", "tests", "reports"}
+
+
+def test_the_ci_override_only_swaps_in_the_local_images() -> None:
+    override: dict[str, Any] = yaml.safe_load(CI_OVERRIDE.read_text())
+    production = yaml.safe_load(COMPOSE.read_text())
+    assert set(override) == {"services"}
+    assert set(override["services"]) <= set(production["services"])
+    assert override["services"]["postgres"] == {"image": docker_images.IMAGES["postgres"].local}
+    assert override["services"]["redis"] == {"image": docker_images.IMAGES["redis"].local}
+    for name in ("api", "migrate"):
+        assert override["services"][name] == {"build": {"args": {"BASE_IMAGE": docker_images.IMAGES["python"].local}}}
+    merged = load(dict(GOOD_SECRETS), COMPOSE, CI_OVERRIDE)
+    assert merged["services"]["api"]["build"] == {
+        "context": ".",
+        "dockerfile": "Dockerfile",
+        "args": {"BASE_IMAGE": docker_images.IMAGES["python"].local},
+    }
+    assert merged["services"]["api"]["ports"] == ["127.0.0.1:8000:8000"]
+
+
+def test_image_choice_prefers_what_the_engine_has() -> None:
+    postgres = docker_images.IMAGES["postgres"]
+    assert docker_images.resolve("postgres", lambda image: True) == postgres.public
+    assert docker_images.resolve("postgres", lambda image: image == postgres.local) == postgres.local
+    assert docker_images.resolve("postgres", lambda image: False) == postgres.public  # pulled where possible
+    assert not docker_images.available("postgres", lambda image: False)
+
+
+# -- the API's database role: `python -m migrations.api_role`, as the `migrate` service runs it ------------------
+
+ROLE = api_role.DEFAULT_ROLE
+TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+
+
+def test_the_grants_name_every_table_the_service_uses() -> None:
+    # A migration that adds a table the service needs must add it to GRANTS, or the API is refused it.
+    assert set(api_role.GRANTS) == {*metadata.tables, "alembic_version"}
+
+
+def make_api_role(owner_url: str, url_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "migrations.api_role", "--url-file", str(url_file), *args],
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": owner_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def sql(url: str, statement: str, *args: Any) -> list[Any]:
+    async def run() -> list[Any]:
+        connection = await asyncpg.connect(url, timeout=10)
+        try:
+            return list(await connection.fetch(statement, *args))
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+def privileges(owner_url: str) -> dict[str, set[str]]:
+    """Table → the privileges the API role has on it, for every table of the schema."""
+    rows = sql(
+        owner_url,
+        "SELECT tablename, privilege FROM pg_tables, unnest($2::text[]) AS privilege "
+        "WHERE schemaname = 'public' AND has_table_privilege($1, format('public.%I', tablename), privilege)",
+        ROLE,
+        list(TABLE_PRIVILEGES),
+    )
+    granted: dict[str, set[str]] = {
+        row["tablename"]: set() for row in sql(owner_url, "SELECT tablename FROM pg_tables WHERE schemaname='public'")
+    }
+    for row in rows:
+        granted[row["tablename"]].add(row["privilege"])
+    return granted
+
+
+def expected_privileges(owner_url: str) -> dict[str, set[str]]:
+    return {table: set(api_role.GRANTS.get(table, ())) for table in privileges(owner_url)}
+
+
+@pytest.fixture(scope="module")
+def api_database(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """(owner URL, the API's URL file) after the migration (the `postgres` fixture) and one run of the module."""
+    url_file = tmp_path_factory.mktemp("credentials") / "api_database_url"
+    result = make_api_role(postgres.url("events"), url_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+    password = httpx.URL(url_file.read_text().strip()).password or ""
+    assert len(password) == 64
+    assert password not in result.stdout + result.stderr, "the module printed the password"
+    return postgres.url("events"), url_file
+
+
+def test_the_api_role_url_is_kept_in_a_file_only_its_owner_reads(api_database: tuple[str, Path]) -> None:
+    owner_url, url_file = api_database
+    assert stat.S_IMODE(url_file.stat().st_mode) == 0o400
+    api, owner = httpx.URL(url_file.read_text().strip()), httpx.URL(owner_url)
+    assert url_file.read_text().endswith("\n")
+    assert (api.scheme, api.host, api.port, api.path) == (owner.scheme, owner.host, owner.port, owner.path)
+    assert api.username == ROLE
+    assert re.fullmatch(r"[0-9a-f]{64}", api.password or "")
+
+
+def test_the_api_role_is_not_superuser_not_the_owner_and_holds_exactly_its_grants(
+    api_database: tuple[str, Path],
+) -> None:
+    owner_url, _ = api_database
+    (role,) = sql(owner_url, "SELECT * FROM pg_roles WHERE rolname = $1", ROLE)
+    assert role["rolcanlogin"]
+    for attribute in ("rolsuper", "rolcreatedb", "rolcreaterole", "rolreplication", "rolbypassrls", "rolinherit"):
+        assert not role[attribute], attribute
+    assert sql(owner_url, "SELECT 1 FROM pg_auth_members WHERE member = $1", role["oid"]) == []
+    assert privileges(owner_url) == expected_privileges(owner_url)
+    assert privileges(owner_url)["events"] == {"SELECT", "INSERT"}
+    (checks,) = sql(
+        owner_url,
+        "SELECT has_schema_privilege($1, 'public', 'CREATE') AS schema_create, "
+        "has_schema_privilege($1, 'public', 'USAGE') AS schema_usage, "
+        "has_database_privilege($1, current_database(), 'CREATE') AS database_create, "
+        "has_database_privilege($1, current_database(), 'TEMPORARY') AS temporary, "
+        "has_database_privilege($1, current_database(), 'CONNECT') AS connect, "
+        "(SELECT count(*) FROM pg_class WHERE relowner = $2) AS owned",
+        ROLE,
+        role["oid"],
+    )
+    assert dict(checks) == {
+        "schema_create": False,
+        "schema_usage": True,
+        "database_create": False,
+        "temporary": False,
+        "connect": True,
+        "owned": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CREATE TABLE intruder (id int)",
+        "DROP TABLE events",
+        "ALTER TABLE events ADD COLUMN intruder int",
+        "DELETE FROM events",
+        "TRUNCATE events",
+        "UPDATE events SET source = source",
+        "DELETE FROM event_counts_day",
+        "UPDATE alembic_version SET version_num = version_num",
+        "CREATE TEMPORARY TABLE intruder (id int)",
+        "CREATE SCHEMA intruder",
+        "CREATE ROLE intruder",
+        f"ALTER ROLE {ROLE} CREATEDB",
+        "SET ROLE postgres",
+    ],
+)
+def test_the_api_role_can_change_no_schema_and_delete_nothing(api_database: tuple[str, Path], statement: str) -> None:
+    _, url_file = api_database
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        sql(url_file.read_text().strip(), statement)
+
+
+@pytest.fixture(scope="module")
+def service_as_api_role(api_database: tuple[str, Path], redis_server: RedisServer) -> Iterator[ServiceProcess]:
+    """The service with only the API role's URL, read from the file as the compose file's `api` does."""
+    _, url_file = api_database
+    env = {
+        "DATABASE_URL": "",  # empty counts as unset: DATABASE_URL_FILE is the URL
+        "DATABASE_URL_FILE": str(url_file),
+        "REDIS_URL": redis_server.url(),
+        "API_KEY": GOOD_SECRETS["API_KEY"],
+        "JWT_SECRET": GOOD_SECRETS["JWT_SECRET"],
+    }
+    with ServiceProcess(env, workers=1) as running:
+        yield running
+
+
+def test_the_service_needs_nothing_more_than_the_api_role(
+    api_database: tuple[str, Path], service_as_api_role: ServiceProcess
+) -> None:
+    owner_url, _ = api_database
+    days = [f"2026-11-{day:02d}T12:00:00Z" for day in (20, 21, 21, 23)]
+    with httpx.Client(
+        base_url=service_as_api_role.base_url, headers={"X-API-Key": GOOD_SECRETS["API_KEY"]}, timeout=10
+    ) as client:
+        ready = client.get("/health/ready")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["schema_revision"]
+        batch = [{"source": "role-check", "type": "granted", "occurred_at": day} for day in days]
+        created = client.post("/api/v1/events", json={"items": batch})
+        assert created.status_code == 201, created.text
+        event_id = created.json()["ids"][0]
+        again = client.post("/api/v1/events", json={**batch[0], "id": event_id})  # idempotent re-send
+        assert again.status_code in {200, 201}, again.text
+        assert client.get(f"/api/v1/events/{event_id}").json()["source"] == "role-check"
+        listed = client.get("/api/v1/events", params={"source": "role-check"})
+        assert len(listed.json()["items"]) == len(days), listed.text
+        # Whole days: counted from the day rollup the insert trigger upserted as the API role.
+        stats = client.get(
+            "/api/v1/events/stats",
+            params={"since": "2026-11-20T00:00:00Z", "until": "2026-11-24T00:00:00Z", "bucket": "day"},
+        )
+        assert stats.status_code == 200, stats.text
+        assert stats.json()["total"] == len(days)
+    counted = sql(owner_url, "SELECT sum(count) AS n FROM event_counts_day WHERE source = 'role-check'")
+    assert counted[0]["n"] == len(days)
+    users = sql(
+        owner_url,
+        "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = 'events' AND usename <> $1",
+        httpx.URL(owner_url).username,
+    )
+    assert [row["usename"] for row in users] == [ROLE], "the service connects as the API role, not as the owner"
+
+
+def test_a_rerun_keeps_the_password_and_takes_back_whatever_was_added(api_database: tuple[str, Path]) -> None:
+    owner_url, url_file = api_database
+    before = url_file.read_text()
+    owner = httpx.URL(owner_url).username
+    for statement in (
+        f"GRANT DELETE, TRUNCATE ON events TO {ROLE}",
+        f"ALTER ROLE {ROLE} CREATEDB CREATEROLE",
+        f"GRANT {owner} TO {ROLE}",
+        f"GRANT CREATE ON SCHEMA public TO {ROLE}",
+        "CREATE TABLE IF NOT EXISTS added_by_a_later_migration (id int)",
+        f"GRANT ALL ON added_by_a_later_migration TO {ROLE}",
+    ):
+        sql(owner_url, statement)
+    assert "DELETE" in privileges(owner_url)["events"]
+
+    result = make_api_role(owner_url, url_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "unchanged; password kept" in result.stdout
+    assert url_file.read_text() == before
+    assert privileges(owner_url) == expected_privileges(owner_url)
+    assert privileges(owner_url)["added_by_a_later_migration"] == set()
+    (role,) = sql(owner_url, "SELECT * FROM pg_roles WHERE rolname = $1", ROLE)
+    assert not role["rolcreatedb"]
+    assert not role["rolcreaterole"]
+    assert sql(owner_url, "SELECT 1 FROM pg_auth_members WHERE member = $1", role["oid"]) == []
+    assert not sql(owner_url, "SELECT has_schema_privilege($1, 'public', 'CREATE') AS c", ROLE)[0]["c"]
+    assert sql(before.strip(), "SELECT count(*) AS n FROM events")[0]["n"] >= 0  # the kept password still works
+
+
+def test_a_lost_url_file_gets_a_new_password_and_the_old_one_stops_working(
+    api_database: tuple[str, Path], tmp_path: Path
+) -> None:
+    owner_url, url_file = api_database
+    old_url = url_file.read_text().strip()
+    new_file = tmp_path / "api_database_url"
+    result = make_api_role(owner_url, new_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "written; password new" in result.stdout
+    new_url = new_file.read_text().strip()
+    assert new_url != old_url
+    assert sql(new_url, "SELECT current_user AS user")[0]["user"] == ROLE
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        sql(old_url, "SELECT 1")
+    # the module's own file is the URL that works now (for the tests after this one)
+    url_file.chmod(0o600)
+    url_file.write_text(new_url + "\n")
+    url_file.chmod(0o400)
+
+
+def test_the_owner_itself_is_refused_as_the_api_role(api_database: tuple[str, Path], tmp_path: Path) -> None:
+    owner_url, _ = api_database
+    result = make_api_role(owner_url, tmp_path / "url", "--role", httpx.URL(owner_url).username)
+    assert result.returncode != 0
+    assert "other than the owner's" in result.stderr
+    assert not (tmp_path / "url").exists()

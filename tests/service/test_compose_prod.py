@@ -1,0 +1,434 @@
+"""docker-compose.prod.yml brought up for real (RB-OPS-COMPOSE), as the runbook says:
+
+    docker compose -f docker-compose.prod.yml up -d --build
+
+with chaos/stack/images/compose.ci.yml on top where no registry is reachable (the locally built images; nothing else
+changes), and nothing but the three required secrets in the environment. The stack must come up healthy with
+the migration applied, pass the runbook's runtime health check, publish only on 127.0.0.1, and refuse to start
+without each required secret. The API must connect as its own least-privileged database role and never see the
+owner's password; every container must run without capabilities, with no-new-privileges, a read-only root
+filesystem and memory and process limits. `docker compose down -v` removes everything afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from chaos.lifecycle import free_port
+from chaos.stack.migrations import head_revision
+from migrations import api_role
+
+pytestmark = pytest.mark.docker
+
+REPO = Path(__file__).resolve().parents[2]
+FILES = ["-f", "docker-compose.prod.yml", "-f", "chaos/stack/images/compose.ci.yml"]
+SECRETS = ("POSTGRES_PASSWORD", "API_KEY", "JWT_SECRET")
+UP_TIMEOUT_S = 900
+HEALTHY_TIMEOUT_S = 180
+SERVICES = ("postgres", "redis", "migrate", "api")
+URL_FILE = "/var/lib/runbook/credentials/api_database_url"
+# Every variable the compose files read: none but the secrets (and API_PORT) may come from this environment.
+COMPOSE_VARIABLES = {name for path in FILES[1::2] for name in re.findall(r"\$\{(\w+)", (REPO / path).read_text())}
+
+
+def compose_command() -> list[str]:
+    """`docker compose` (v2) where the plugin is installed, else Debian's `docker-compose` (v1)."""
+    if subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.fail("neither `docker compose` nor `docker-compose` is installed (scripts/prepare_docker.py installs it)")
+
+
+@dataclass
+class Deployment:
+    project: str
+    secrets: dict[str, str]
+    api_port: int
+    command: list[str]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def env(self, *, without: str | None = None) -> dict[str, str]:
+        env = {name: value for name, value in os.environ.items() if name not in COMPOSE_VARIABLES}
+        env.update(self.secrets)
+        env["API_PORT"] = str(self.api_port)
+        if without:
+            env.pop(without)
+        return env
+
+    def compose(self, *args: str, without: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.command, "-p", self.project, *FILES, *args],
+            cwd=REPO,
+            env=self.env(without=without),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def containers(self) -> dict[str, dict[str, Any]]:
+        """service name → `docker inspect` of its container, for every container of the project."""
+        ids = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        if not ids:
+            return {}
+        inspected = json.loads(
+            subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=True).stdout
+        )
+        return {item["Config"]["Labels"]["com.docker.compose.service"]: item for item in inspected}
+
+    def psql(self, query: str) -> list[str]:
+        """Rows of `query` run by the schema owner from inside the postgres container (socket, trust)."""
+        result = self.compose("exec", "-T", "postgres", "psql", "-U", "events", "-d", "events", "-tAc", query)
+        assert result.returncode == 0, result.stderr
+        return [line for line in result.stdout.splitlines() if line]
+
+    def api_database_url(self) -> str:
+        result = self.compose("exec", "-T", "api", "cat", URL_FILE)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def leftovers(self) -> list[str]:
+        found = []
+        for kind in ("container", "network", "volume"):
+            listing = ["docker", kind, "ls", "-q"] + (["-a"] if kind == "container" else [])
+            result = subprocess.run(
+                [*listing, "--filter", f"label=com.docker.compose.project={self.project}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            found += [f"{kind} {name}" for name in result.stdout.split()]
+        return found
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Deployment:
+    return Deployment(
+        project=f"rbcompose{uuid.uuid4().hex[:8]}",
+        secrets={
+            "POSTGRES_PASSWORD": secrets.token_hex(16),
+            "API_KEY": secrets.token_urlsafe(24),
+            "JWT_SECRET": secrets.token_urlsafe(48),
+        },
+        api_port=free_port(),
+        command=compose_command(),
+    )
+
+
+@pytest.mark.parametrize("missing", SECRETS)
+def test_compose_refuses_to_start_without_each_secret(deployment: Deployment, missing: str) -> None:
+    for command in (("config", "--quiet"), ("up", "-d", "--build")):
+        result = deployment.compose(*command, without=missing)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output
+        assert f"{missing} is required" in output
+        for other in SECRETS:
+            if other != missing:
+                assert deployment.secrets[other] not in output, "compose's error must not show the other secrets"
+    assert deployment.leftovers() == [], "nothing was created"
+
+
+@pytest.fixture(scope="module")
+def deployed(deployment: Deployment) -> Iterator[Deployment]:
+    started = time.monotonic()
+    try:
+        up = deployment.compose("up", "-d", "--build", timeout=UP_TIMEOUT_S)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        deadline = time.monotonic() + HEALTHY_TIMEOUT_S
+        while True:
+            containers = deployment.containers()
+            health = containers.get("api", {}).get("State", {}).get("Health", {}).get("Status")
+            if health == "healthy":
+                break
+            assert health != "unhealthy", deployment.compose("logs", "--no-color", "api").stdout[-3000:]
+            assert time.monotonic() < deadline, deployment.compose("ps").stdout
+            time.sleep(1)
+        print(f"compose: {deployment.project} up and healthy in {time.monotonic() - started:.1f}s", file=sys.stderr)
+        yield deployment
+    finally:
+        down = deployment.compose("down", "-v", "--remove-orphans", timeout=180)
+        print(f"compose down -v: exit {down.returncode}", file=sys.stderr)
+    assert down.returncode == 0, down.stderr[-3000:]
+    assert deployment.leftovers() == []
+
+
+def test_every_service_is_healthy_and_the_migration_ran_once_to_success(deployed: Deployment) -> None:
+    containers = deployed.containers()
+    assert set(containers) == set(SERVICES)
+    for name in ("postgres", "redis", "api"):
+        assert containers[name]["State"]["Status"] == "running", name
+        assert containers[name]["State"]["Health"]["Status"] == "healthy", name
+    migrate = containers["migrate"]["State"]
+    assert (migrate["Status"], migrate["ExitCode"]) == ("exited", 0)
+    assert containers["api"]["Config"]["Image"] == containers["migrate"]["Config"]["Image"]
+
+    head = head_revision()
+    stored = deployed.compose(
+        "exec",
+        "-T",
+        "postgres",
+        "psql",
+        "-U",
+        "events",
+        "-d",
+        "events",
+        "-tAc",
+        "SELECT version_num FROM alembic_version",
+    )
+    assert stored.stdout.strip() == head, stored.stderr
+    ready = httpx.get(f"{deployed.base_url}/health/ready", timeout=5).json()
+    assert ready["status"] == "ready"
+    assert ready["schema_revision"] == head
+
+
+def test_the_runbook_health_check_passes_against_the_deployment(deployed: Deployment) -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "check_runtime_health.py"), "--base-url", deployed.base_url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "API_KEY": deployed.secrets["API_KEY"]},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert {check["name"]: check["status"] for check in report["checks"]} == {
+        "live": "ok",
+        "ready": "ok",
+        "database": "ok",
+        "redis": "ok",
+        "schema": "ok",  # every readiness check is a scope of its own
+        "auth": "ok",
+        "api": "ok",
+    }
+
+
+def test_events_round_trip_through_the_deployment(deployed: Deployment) -> None:
+    headers = {"X-API-Key": deployed.secrets["API_KEY"]}
+    event = {"source": "compose-ci", "type": "deploy.checked", "occurred_at": "2026-11-26T10:00:00Z"}
+    with httpx.Client(base_url=deployed.base_url, headers=headers, timeout=10) as client:
+        created = client.post("/api/v1/events", json=event)
+        assert created.status_code == 201, created.text
+        event_id = created.json()["ids"][0]
+        assert client.get(f"/api/v1/events/{event_id}").json()["source"] == "compose-ci"
+        assert client.get("/api/v1/events", headers={"X-API-Key": "wrong-key-0123456789"}).status_code == 401
+
+
+def test_only_the_api_is_published_and_only_on_loopback(deployed: Deployment) -> None:
+    published = {}
+    for name, container in deployed.containers().items():
+        bindings = container["HostConfig"]["PortBindings"] or {}
+        published[name] = [binding for entries in bindings.values() for binding in entries or ()]
+    assert {name for name, bindings in published.items() if bindings} == {"api"}
+    assert published["api"] == [{"HostIp": "127.0.0.1", "HostPort": str(deployed.api_port)}]
+
+
+def test_the_api_container_is_non_root_read_only_and_without_capabilities(deployed: Deployment) -> None:
+    api = deployed.containers()["api"]
+    assert api["Config"]["User"] == "10001:10001"
+    assert api["HostConfig"]["ReadonlyRootfs"] is True
+    assert api["HostConfig"]["CapDrop"] == ["ALL"]
+    assert deployed.compose("exec", "-T", "api", "id", "-u").stdout.strip() == "10001"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_container_is_locked_down_and_limited(deployed: Deployment, name: str) -> None:
+    container = deployed.containers()[name]
+    host = container["HostConfig"]
+    assert host["CapDrop"] == ["ALL"]
+    assert not host["CapAdd"]
+    assert not host["Privileged"]
+    assert "no-new-privileges:true" in host["SecurityOpt"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["Memory"] > 0, "no memory limit"
+    assert host["MemorySwap"] == host["Memory"], "swap beyond the memory limit"
+    assert (host["PidsLimit"] or 0) > 0, "no process limit"
+    assert container["Config"]["User"] not in {"", "root", "0", "0:0"}
+    if name == "migrate":
+        return  # exited; the rest looks inside the running container
+    status = deployed.compose("exec", "-T", name, "cat", "/proc/1/status").stdout
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    assert fields["Uid"].split()[0] != "0", "the main process runs as root"
+    for capabilities in ("CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(fields[capabilities], 16) == 0, f"{capabilities}: {fields[capabilities]}"
+    assert fields["NoNewPrivs"].strip() == "1"
+    touched = deployed.compose("exec", "-T", name, "touch", "/rootfs-is-writable")
+    assert touched.returncode != 0
+    assert "Read-only file system" in touched.stderr, touched.stderr
+
+
+def test_the_api_connects_as_its_own_role_and_never_sees_the_owner_password(deployed: Deployment) -> None:
+    containers = deployed.containers()
+    api_env = dict(item.split("=", 1) for item in containers["api"]["Config"]["Env"])
+    assert "POSTGRES_PASSWORD" not in api_env
+    assert "DATABASE_URL" not in api_env
+    assert not any(deployed.secrets["POSTGRES_PASSWORD"] in value for value in api_env.values())
+    assert api_env["DATABASE_URL_FILE"] == URL_FILE
+    # the credentials volume: written by migrate, read-only in the API, the file only uid 10001 reads
+    mounts = {name: {m["Destination"]: m for m in containers[name]["Mounts"]} for name in ("migrate", "api")}
+    directory = URL_FILE.rpartition("/")[0]
+    assert mounts["migrate"][directory]["RW"] is True
+    assert mounts["api"][directory]["RW"] is False
+    assert mounts["api"][directory]["Name"] == mounts["migrate"][directory]["Name"]
+    listing = deployed.compose("exec", "-T", "api", "stat", "-c", "%a %u %g", URL_FILE)
+    assert listing.stdout.strip() == "400 10001 10001", listing.stderr
+    url = httpx.URL(deployed.api_database_url())
+    assert url.username == api_role.DEFAULT_ROLE
+    assert url.password != deployed.secrets["POSTGRES_PASSWORD"]
+
+    httpx.get(f"{deployed.base_url}/health/ready", timeout=5)
+    users = deployed.psql(
+        "SELECT DISTINCT usename FROM pg_stat_activity WHERE backend_type = 'client backend' "
+        "AND pid <> pg_backend_pid()"
+    )
+    assert users == [api_role.DEFAULT_ROLE], "the API's connections are the API role's, not the owner's"
+
+
+def test_the_api_role_has_exactly_its_grants(deployed: Deployment) -> None:
+    assert api_role.DEFAULT_ROLE == "events_api"  # the name the queries below spell out
+    (attributes,) = deployed.psql(
+        "SELECT concat_ws(',', rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolcanlogin) "
+        "FROM pg_roles WHERE rolname = 'events_api'"
+    )
+    assert attributes == "f,f,f,f,f,t"  # not superuser, no CREATEDB/CREATEROLE/REPLICATION/BYPASSRLS; LOGIN
+    assert deployed.psql("SELECT pg_has_role('events_api', 'events', 'MEMBER')") == ["f"]
+    assert deployed.psql("SELECT count(*) FROM pg_class WHERE relowner = 'events_api'::regrole") == ["0"]
+    rows = deployed.psql(
+        "SELECT tablename, string_agg(privilege, ',' ORDER BY privilege) FILTER (WHERE has_table_privilege("
+        "'events_api', format('public.%I', tablename), privilege)) FROM pg_tables, unnest(ARRAY['SELECT', 'INSERT', "
+        "'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) AS privilege WHERE schemaname = 'public' "
+        "GROUP BY tablename"
+    )
+    granted = {table: set(filter(None, privileges.split(","))) for table, privileges in (r.split("|") for r in rows)}
+    assert granted == {table: set(api_role.GRANTS.get(table, ())) for table in granted}
+    assert set(granted) >= set(api_role.GRANTS)
+    schema_and_database = deployed.psql(
+        "SELECT concat_ws(',', has_schema_privilege('events_api', 'public', 'CREATE'), "
+        "has_schema_privilege('events_api', 'public', 'USAGE'), "
+        "has_database_privilege('events_api', 'events', 'CREATE'), "
+        "has_database_privilege('events_api', 'events', 'TEMPORARY'))"
+    )
+    assert schema_and_database == ["f,t,f,f"]  # no CREATE in the schema or database, no temporary tables
+
+
+DENIED = [
+    "CREATE TABLE intruder (id int)",
+    "DROP TABLE events",
+    "ALTER TABLE events ADD COLUMN intruder int",
+    "DELETE FROM events",
+    "TRUNCATE events",
+    "UPDATE events SET source = source",
+    "DELETE FROM event_counts_hour",
+    "CREATE TEMPORARY TABLE intruder (id int)",
+    "CREATE ROLE intruder",
+    "SET ROLE events",
+]
+_TRY_AS_THE_API = """
+import asyncio, json, sys
+import asyncpg
+
+async def main():
+    connection = await asyncpg.connect(open(sys.argv[1]).read().strip())
+    outcomes = {}
+    for statement in json.loads(sys.argv[2]):
+        try:
+            await connection.execute(statement)
+            outcomes[statement] = "done"
+        except asyncpg.PostgresError as error:
+            outcomes[statement] = error.sqlstate
+    outcomes["SELECT"] = str(await connection.fetchval("SELECT count(*) FROM events"))
+    print(json.dumps(outcomes))
+
+asyncio.run(main())
+"""
+
+
+def test_the_api_role_can_change_no_schema_and_delete_nothing(deployed: Deployment) -> None:
+    result = deployed.compose("exec", "-T", "api", "python", "-c", _TRY_AS_THE_API, URL_FILE, json.dumps(DENIED))
+    assert result.returncode == 0, result.stderr
+    outcomes = json.loads(result.stdout)
+    assert outcomes.pop("SELECT").isdigit()  # what it may do, it can
+    assert outcomes == dict.fromkeys(DENIED, "42501")  # insufficient_privilege, every one
+
+
+def test_the_optional_settings_reach_the_api_with_the_service_defaults(deployed: Deployment) -> None:
+    in_container = deployed.compose("exec", "-T", "api", "python", "-m", "service", "--check-config")
+    assert in_container.returncode == 0, in_container.stderr
+    clean = {name: value for name, value in os.environ.items() if name.upper() not in COMPOSE_VARIABLES}
+    clean = {name: value for name, value in clean.items() if not name.upper().startswith(("DATABASE_URL", "REDIS_URL"))}
+    here = subprocess.run(
+        [sys.executable, "-m", "service", "--check-config"],
+        cwd=REPO,
+        env={**clean, "DATABASE_URL": "postgresql://u:p@db/events", "API_KEY": "k" * 20, "JWT_SECRET": "j" * 40},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    effective = dict(line.split("=", 1) for line in in_container.stdout.splitlines())
+    defaults = dict(line.split("=", 1) for line in here.stdout.splitlines())
+    for settings in (effective, defaults):
+        settings.pop("APP_VERSION")
+    assert effective == defaults
+    assert (effective["JWT_ISSUER"], effective["JWT_AUDIENCE"], effective["TRUSTED_PROXIES"]) == ("None", "None", "")
+    passed = dict(item.split("=", 1) for item in deployed.containers()["api"]["Config"]["Env"])
+    for name in ("TRUSTED_PROXIES", "JWT_ISSUER", "JWT_AUDIENCE", "REQUEST_HEADER_TIMEOUT_S", "LIST_PAGE_MAX_BYTES"):
+        assert name in passed, name
+
+
+def test_no_secret_reaches_any_container_log(deployed: Deployment) -> None:
+    httpx.get(f"{deployed.base_url}/api/v1/events", headers={"X-API-Key": deployed.secrets["API_KEY"]}, timeout=5)
+    logs = deployed.compose("logs", "--no-color")
+    assert logs.returncode == 0
+    text = logs.stdout + logs.stderr
+    assert '"logger":"access"' in text  # the API's own log lines are there
+    for name, value in deployed.secrets.items():
+        assert value not in text, name
+    api_password = httpx.URL(deployed.api_database_url()).password or ""
+    assert len(api_password) == 64
+    assert api_password not in text, "the API role's password"
+
+
+def test_a_second_up_reruns_the_migration_and_keeps_the_api_role_password(deployed: Deployment) -> None:
+    # Last in this module: it restarts the one-shot migration of the shared deployment.
+    url = deployed.api_database_url()
+    started = deployed.containers()["migrate"]["State"]["StartedAt"]
+    up = deployed.compose("up", "-d", timeout=UP_TIMEOUT_S)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    deadline = time.monotonic() + HEALTHY_TIMEOUT_S
+    while True:
+        state = deployed.containers()["migrate"]["State"]
+        if state["StartedAt"] != started and state["Status"] == "exited":
+            break
+        assert time.monotonic() < deadline, state
+        time.sleep(0.5)
+    assert state["ExitCode"] == 0, deployed.compose("logs", "--no-color", "migrate").stdout[-3000:]
+    assert "password kept" in deployed.compose("logs", "--no-color", "migrate").stdout
+    assert deployed.api_database_url() == url
+    headers = {"X-API-Key": deployed.secrets["API_KEY"]}
+    event = {"source": "compose-ci", "type": "rerun.checked", "occurred_at": "2026-11-26T11:00:00Z"}
+    created = httpx.post(f"{deployed.base_url}/api/v1/events", json=event, headers=headers, timeout=10)
+    assert created.status_code == 201, created.text
