@@ -16,6 +16,12 @@ import asyncpg
 import orjson
 from quart import Quart, Response
 
+from service.logs import configure_logging
+
+# hypercorn's "Running on" line is how a harness knows this server's workers listen (chaos.stack.service), and
+# hypercorn logs it at INFO: without the service's logging set up, nothing is printed and the start times out.
+configure_logging("INFO")
+
 app = Quart("bench_bare_app")
 
 _GET = "SELECT id, source, type, occurred_at, received_at, attributes FROM events WHERE id = $1"
