@@ -11,6 +11,7 @@ and the service working with nothing more.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shlex
@@ -37,12 +38,13 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.prod.yml"
 CI_OVERRIDE = REPO / "chaos" / "stack" / "images" / "compose.ci.yml"
 DOCKERFILE = REPO / "Dockerfile"
+BALANCER = REPO / "deploy" / "haproxy"
 SECRETS = ("POSTGRES_PASSWORD", "API_KEY", "JWT_SECRET")
 GOOD_SECRETS = {"POSTGRES_PASSWORD": "pw0123456789", "API_KEY": "k" * 20, "JWT_SECRET": "j" * 40}
-SERVICES = ("postgres", "redis", "migrate", "api")
+SERVICES = ("postgres", "redis", "migrate", "api", "lb")
+EDGE_SUBNET = "172.31.250.0/26"  # the balancer's network, whose X-Forwarded-For the replicas believe
 # Optional settings the API must receive (with the service's defaults), also those the service does not read yet.
 PASSED_THROUGH = {
-    "TRUSTED_PROXIES": "",
     "JWT_ISSUER": "",
     "JWT_AUDIENCE": "",
     "REQUEST_HEADER_TIMEOUT_S": "5",
@@ -125,7 +127,7 @@ def rendered() -> dict[str, Any]:
 
 
 def test_the_runbook_services_are_there(raw: dict[str, Any]) -> None:
-    assert set(raw["services"]) == {"postgres", "redis", "migrate", "api"}
+    assert set(raw["services"]) == set(SERVICES)
     assert raw["services"]["postgres"]["image"] == "postgres:15"
     assert raw["services"]["redis"]["image"] == "redis:7"
 
@@ -171,7 +173,8 @@ def test_startup_order_waits_for_health_and_the_migration(raw: dict[str, Any]) -
         "redis": {"condition": "service_healthy"},
         "migrate": {"condition": "service_completed_successfully"},
     }
-    for name in ("postgres", "redis", "api"):
+    assert services["lb"]["depends_on"] == {"api": {"condition": "service_started"}}  # it answers 503 itself
+    for name in ("postgres", "redis", "api", "lb"):
         check = services[name]["healthcheck"]
         assert check["test"][0] in {"CMD", "CMD-SHELL"}, name
         assert not check.get("disable"), name
@@ -222,14 +225,20 @@ def test_interpolation_refuses_without_each_secret(missing: str, how: str) -> No
         load(env)
 
 
-def test_only_the_api_is_published_and_only_on_loopback(rendered: dict[str, Any]) -> None:
+def test_only_the_balancer_is_published_and_only_on_loopback(rendered: dict[str, Any]) -> None:
     published = {name: service.get("ports", []) for name, service in rendered["services"].items()}
-    assert {name for name, ports in published.items() if ports} == {"api"}
-    for port in published["api"]:
+    assert {name for name, ports in published.items() if ports} == {"lb"}
+    for port in published["lb"]:
         assert isinstance(port, str)
         assert port.startswith("127.0.0.1:"), port
-    assert published["api"] == ["127.0.0.1:8000:8000"]
-    assert load({**GOOD_SECRETS, "API_PORT": "18080"})["services"]["api"]["ports"] == ["127.0.0.1:18080:8000"]
+    assert published["lb"] == ["127.0.0.1:8000:8080"]
+    assert load({**GOOD_SECRETS, "API_PORT": "18080"})["services"]["lb"]["ports"] == ["127.0.0.1:18080:8080"]
+
+
+def test_the_api_runs_as_replicas_two_by_default(rendered: dict[str, Any]) -> None:
+    assert str(rendered["services"]["api"]["scale"]) == "2"
+    assert str(load({**GOOD_SECRETS, "API_REPLICAS": "3"})["services"]["api"]["scale"]) == "3"
+    assert "container_name" not in rendered["services"]["api"]  # a fixed name would allow one replica only
 
 
 def test_the_database_and_redis_sit_on_an_internal_network(rendered: dict[str, Any]) -> None:
@@ -237,6 +246,86 @@ def test_the_database_and_redis_sit_on_an_internal_network(rendered: dict[str, A
     for name in ("postgres", "redis", "migrate"):
         assert rendered["services"][name]["networks"] == ["backend"], name
     assert set(rendered["services"]["api"]["networks"]) == {"backend", "edge"}
+
+
+def test_the_replicas_are_reached_only_through_the_balancer(rendered: dict[str, Any]) -> None:
+    edge = rendered["networks"]["edge"]
+    assert edge["internal"] is True  # no route out, and no published port reaches it
+    assert edge["ipam"]["config"] == [{"subnet": EDGE_SUBNET}]
+    assert set(rendered["services"]["lb"]["networks"]) == {"public", "edge"}
+    on_edge = {name for name, service in rendered["services"].items() if "edge" in service["networks"]}
+    assert on_edge == {"api", "lb"}
+    # so the replicas believe X-Forwarded-For from that network alone: client addresses, not the balancer's
+    assert rendered["services"]["api"]["environment"]["TRUSTED_PROXIES"] == EDGE_SUBNET
+    assert "option forwardfor" in (BALANCER / "haproxy.cfg").read_text()
+
+
+def _balancer_directives() -> list[str]:
+    """haproxy.cfg's directives, comments and blank lines left out."""
+    lines = (BALANCER / "haproxy.cfg").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def test_the_balancer_routes_by_readiness() -> None:
+    directives = _balancer_directives()
+    assert "http-check send meth GET uri /health/ready ver HTTP/1.1 hdr Host lb" in directives
+    assert "http-check expect status 200" in directives
+    defaults = next(line for line in directives if line.startswith("default-server"))
+    words = defaults.split()
+    # out after one failed check (a 503: degraded, draining, schema), back after two good ones, every second
+    assert words[words.index("fall") + 1] == "1"
+    assert words[words.index("rise") + 1] == "2"
+    assert words[words.index("inter") + 1] == "1s"
+    assert "check" in words
+    assert "server-template api 1-16 api:8000" in directives  # at most 16 replicas, found by DNS
+    assert "option redispatch 1" in directives  # a request refused by a dead replica goes to another one
+
+
+def test_the_balancer_answers_like_the_service_when_no_replica_is_ready() -> None:
+    error = next(line for line in _balancer_directives() if line.startswith("http-error status 503"))
+    assert "content-type application/problem+json" in error
+    assert "hdr Retry-After 2" in error
+    assert 'hdr X-Request-Id "%[var(txn.request_id)]"' in error
+    body = error.split("lf-string ", 1)[1].strip("'")
+    for field in ('"status":503', '"code":"NO_READY_REPLICA"', '"type":"urn:events-api:problem:', '"request_id":'):
+        assert field in body, field
+
+
+def test_every_answer_the_balancer_gives_itself_is_problem_json() -> None:
+    directives = _balancer_directives()
+    generated = {line.split()[2]: line for line in directives if line.startswith("http-error status ")}
+    files = {line.split()[1]: line.split()[2] for line in directives if line.startswith("errorfile ")}
+    # every status HAProxy generates in this setup: parse errors and header timeouts from static files (the
+    # parser answers before any rule runs), the others with the request id
+    assert set(generated) | set(files) == {"400", "408", "500", "502", "503", "504"}
+    assert set(generated) & set(files) == set()
+    for status, line in generated.items():
+        assert "content-type application/problem+json" in line, status
+        assert f'"status":{status},' in line, status
+        assert '"code":"' in line, status
+        assert '"request_id":"%[var(txn.request_id)]"' in line, status
+    for status, path in files.items():
+        assert path == f"/etc/haproxy/errors/{status}.http"  # where the Dockerfile copies errors/
+        raw = (BALANCER / "errors" / f"{status}.http").read_bytes()
+        head, _, body = raw.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        assert lines[0].startswith(f"HTTP/1.1 {status} ")
+        fields = dict(line.split(": ", 1) for line in lines[1:])
+        assert fields["Content-Type"] == "application/problem+json"
+        assert int(fields["Content-Length"]) == len(body)  # HAProxy sends the file as it is
+        problem = json.loads(body)
+        assert (problem["status"], problem["request_id"]) == (int(status), None)
+        assert problem["type"].startswith("urn:events-api:problem:")
+
+
+def test_the_balancer_image_is_haproxy_from_debian_as_a_non_root_user() -> None:
+    text = (BALANCER / "Dockerfile").read_text()
+    instructions = [line.split(None, 1) for line in text.splitlines() if line and not line.startswith((" ", "#"))]
+    assert instructions[0] == ["ARG", "BASE_IMAGE=debian:bookworm-slim"]
+    assert instructions[1] == ["FROM", "${BASE_IMAGE}"]
+    assert "apt-get install -y --no-install-recommends haproxy" in text
+    assert ["USER", "haproxy"] in instructions
+    assert any(parts[0] == "RUN" and "haproxy -c" in parts[1] for parts in instructions)  # checked when built
 
 
 def test_the_api_container_is_locked_down(rendered: dict[str, Any]) -> None:
@@ -255,7 +344,7 @@ def size_in_bytes(value: str | int) -> int:
 
 # Who each container starts as: postgres and redis as their own users (then their entrypoints need no
 # capability), the API image as uid 10001 (its USER).
-USERS = {"postgres": "postgres", "redis": "redis", "migrate": None, "api": None}
+USERS = {"postgres": "postgres", "redis": "redis", "migrate": None, "api": None, "lb": None}
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -312,13 +401,13 @@ def test_the_optional_settings_are_passed_through_with_the_service_defaults(
     for name in optional:
         monkeypatch.delenv(name)
     defaults = load_settings()
-    for name in optional:
+    for name in optional.keys() - {"TRUSTED_PROXIES"}:  # the one chosen for the deployment: the edge network
         field = name.lower()
         if field in Settings.model_fields:  # the others are ignored until the service has them
             assert getattr(from_compose, field) == getattr(defaults, field), name
     assert from_compose.jwt_issuer is None
     assert from_compose.jwt_audience is None
-    assert from_compose.trusted_proxy_networks() == []
+    assert [str(network) for network in from_compose.trusted_proxy_networks()] == [EDGE_SUBNET]
 
 
 def test_the_dockerfile_builds_a_slim_non_root_service_image() -> None:
@@ -356,13 +445,14 @@ def test_the_ci_override_only_swaps_in_the_local_images() -> None:
     assert override["services"]["redis"] == {"image": docker_images.IMAGES["redis"].local}
     for name in ("api", "migrate"):
         assert override["services"][name] == {"build": {"args": {"BASE_IMAGE": docker_images.IMAGES["python"].local}}}
+    assert override["services"]["lb"] == {"build": {"args": {"BASE_IMAGE": docker_images.LOCAL_BASE_IMAGE}}}
     merged = load(dict(GOOD_SECRETS), COMPOSE, CI_OVERRIDE)
     assert merged["services"]["api"]["build"] == {
         "context": ".",
         "dockerfile": "Dockerfile",
         "args": {"BASE_IMAGE": docker_images.IMAGES["python"].local},
     }
-    assert merged["services"]["api"]["ports"] == ["127.0.0.1:8000:8000"]
+    assert merged["services"]["lb"]["ports"] == ["127.0.0.1:8000:8080"]
 
 
 def test_image_choice_prefers_what_the_engine_has() -> None:

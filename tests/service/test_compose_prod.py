@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,11 @@ FILES = ["-f", "docker-compose.prod.yml", "-f", "chaos/stack/images/compose.ci.y
 SECRETS = ("POSTGRES_PASSWORD", "API_KEY", "JWT_SECRET")
 UP_TIMEOUT_S = 900
 HEALTHY_TIMEOUT_S = 180
-SERVICES = ("postgres", "redis", "migrate", "api")
+SERVICES = ("postgres", "redis", "migrate", "api", "lb")
+REPLICAS = 2  # the file's default (API_REPLICAS)
+EDGE_SUBNET = "172.31.250.0/26"
+CONTAINER_NUMBER = "com.docker.compose.container-number"  # a replica's index within its service
+ROTATION_TIMEOUT_S = 30.0  # the balancer checks every second; this bounds every wait on its rotation
 URL_FILE = "/var/lib/runbook/credentials/api_database_url"
 # Every variable the compose files read: none but the secrets (and API_PORT) may come from this environment.
 COMPOSE_VARIABLES = {name for path in FILES[1::2] for name in re.findall(r"\$\{(\w+)", (REPO / path).read_text())}
@@ -86,7 +90,11 @@ class Deployment:
         )
 
     def containers(self) -> dict[str, dict[str, Any]]:
-        """service name → `docker inspect` of its container, for every container of the project."""
+        """service name → `docker inspect` of its (first) container, for every service of the project."""
+        return {name: replicas[0] for name, replicas in self.replicas().items()}
+
+    def replicas(self) -> dict[str, list[dict[str, Any]]]:
+        """service name → `docker inspect` of each of its containers, in replica order."""
         ids = subprocess.run(
             ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}"],
             capture_output=True,
@@ -98,7 +106,19 @@ class Deployment:
         inspected = json.loads(
             subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=True).stdout
         )
-        return {item["Config"]["Labels"]["com.docker.compose.service"]: item for item in inspected}
+        by_service: dict[str, list[dict[str, Any]]] = {}
+        for item in sorted(
+            inspected, key=lambda item: int(item["Config"]["Labels"]["com.docker.compose.container-number"])
+        ):
+            by_service.setdefault(item["Config"]["Labels"]["com.docker.compose.service"], []).append(item)
+        return by_service
+
+    def routed(self) -> bool:
+        """Whether the balancer answers /health/ready with 200 (some replica is in rotation)."""
+        try:
+            return httpx.get(f"{self.base_url}/health/ready", timeout=3).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def psql(self, query: str) -> list[str]:
         """Rows of `query` run by the schema owner from inside the postgres container (socket, trust)."""
@@ -160,11 +180,13 @@ def deployed(deployment: Deployment) -> Iterator[Deployment]:
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         deadline = time.monotonic() + HEALTHY_TIMEOUT_S
         while True:
-            containers = deployment.containers()
-            health = containers.get("api", {}).get("State", {}).get("Health", {}).get("Status")
-            if health == "healthy":
+            replicas = deployment.replicas()
+            health = [
+                c["State"].get("Health", {}).get("Status") for name in ("api", "lb") for c in replicas.get(name, [])
+            ]
+            if len(health) == REPLICAS + 1 and set(health) == {"healthy"} and deployment.routed():
                 break
-            assert health != "unhealthy", deployment.compose("logs", "--no-color", "api").stdout[-3000:]
+            assert "unhealthy" not in health, deployment.compose("logs", "--no-color", "api", "lb").stdout[-3000:]
             assert time.monotonic() < deadline, deployment.compose("ps").stdout
             time.sleep(1)
         print(f"compose: {deployment.project} up and healthy in {time.monotonic() - started:.1f}s", file=sys.stderr)
@@ -179,9 +201,12 @@ def deployed(deployment: Deployment) -> Iterator[Deployment]:
 def test_every_service_is_healthy_and_the_migration_ran_once_to_success(deployed: Deployment) -> None:
     containers = deployed.containers()
     assert set(containers) == set(SERVICES)
-    for name in ("postgres", "redis", "api"):
-        assert containers[name]["State"]["Status"] == "running", name
-        assert containers[name]["State"]["Health"]["Status"] == "healthy", name
+    replicas = deployed.replicas()
+    assert {name: len(found) for name, found in replicas.items()} == {name: 1 for name in SERVICES} | {"api": REPLICAS}
+    for name in ("postgres", "redis", "api", "lb"):
+        for container in replicas[name]:
+            assert container["State"]["Status"] == "running", name
+            assert container["State"]["Health"]["Status"] == "healthy", name
     migrate = containers["migrate"]["State"]
     assert (migrate["Status"], migrate["ExitCode"]) == ("exited", 0)
     assert containers["api"]["Config"]["Image"] == containers["migrate"]["Config"]["Image"]
@@ -238,13 +263,14 @@ def test_events_round_trip_through_the_deployment(deployed: Deployment) -> None:
         assert client.get("/api/v1/events", headers={"X-API-Key": "wrong-key-0123456789"}).status_code == 401
 
 
-def test_only_the_api_is_published_and_only_on_loopback(deployed: Deployment) -> None:
-    published = {}
-    for name, container in deployed.containers().items():
-        bindings = container["HostConfig"]["PortBindings"] or {}
-        published[name] = [binding for entries in bindings.values() for binding in entries or ()]
-    assert {name for name, bindings in published.items() if bindings} == {"api"}
-    assert published["api"] == [{"HostIp": "127.0.0.1", "HostPort": str(deployed.api_port)}]
+def test_only_the_balancer_is_published_and_only_on_loopback(deployed: Deployment) -> None:
+    published: dict[str, list[Any]] = {}
+    for name, containers in deployed.replicas().items():
+        for container in containers:
+            bindings = container["HostConfig"]["PortBindings"] or {}
+            published.setdefault(name, []).extend(binding for entries in bindings.values() for binding in entries or ())
+    assert {name for name, bindings in published.items() if bindings} == {"lb"}
+    assert published["lb"] == [{"HostIp": "127.0.0.1", "HostPort": str(deployed.api_port)}]
 
 
 def test_the_api_container_is_non_root_read_only_and_without_capabilities(deployed: Deployment) -> None:
@@ -392,8 +418,10 @@ def test_the_optional_settings_reach_the_api_with_the_service_defaults(deployed:
     defaults = dict(line.split("=", 1) for line in here.stdout.splitlines())
     for settings in (effective, defaults):
         settings.pop("APP_VERSION")
+    # the one setting the deployment chooses: X-Forwarded-For believed from the balancer's network alone
+    assert (effective.pop("TRUSTED_PROXIES"), defaults.pop("TRUSTED_PROXIES")) == (EDGE_SUBNET, "")
     assert effective == defaults
-    assert (effective["JWT_ISSUER"], effective["JWT_AUDIENCE"], effective["TRUSTED_PROXIES"]) == ("None", "None", "")
+    assert (effective["JWT_ISSUER"], effective["JWT_AUDIENCE"]) == ("None", "None")
     passed = dict(item.split("=", 1) for item in deployed.containers()["api"]["Config"]["Env"])
     for name in ("TRUSTED_PROXIES", "JWT_ISSUER", "JWT_AUDIENCE", "REQUEST_HEADER_TIMEOUT_S", "LIST_PAGE_MAX_BYTES"):
         assert name in passed, name
@@ -410,6 +438,98 @@ def test_no_secret_reaches_any_container_log(deployed: Deployment) -> None:
     api_password = httpx.URL(deployed.api_database_url()).password or ""
     assert len(api_password) == 64
     assert api_password not in text, "the API role's password"
+
+
+def _logged_by_replica(deployed: Deployment, request_ids: list[str]) -> dict[str, int]:
+    """How many of `request_ids` each API replica logged (every access line carries the request id)."""
+    counts = {}
+    for container in deployed.replicas()["api"]:
+        logs = subprocess.run(["docker", "logs", container["Id"]], capture_output=True, text=True, check=True)
+        text = logs.stdout + logs.stderr
+        counts[container["Name"]] = sum(f'"request_id":"{request_id}"' in text for request_id in request_ids)
+    return counts
+
+
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + ROTATION_TIMEOUT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {ROTATION_TIMEOUT_S:.0f} s: {what}"
+        time.sleep(0.25)
+
+
+def test_the_balancer_spreads_requests_over_every_replica_and_keeps_one_request_id(deployed: Deployment) -> None:
+    headers = {"X-API-Key": deployed.secrets["API_KEY"]}
+    sent = [f"rb-lb-{uuid.uuid4().hex[:12]}-{i}" for i in range(20)]
+    with httpx.Client(base_url=deployed.base_url, headers=headers, timeout=10) as client:
+        for request_id in sent:
+            response = client.get(f"/api/v1/events/{uuid.uuid4()}", headers={"X-Request-Id": request_id})
+            assert response.status_code == 404, response.text
+            assert response.headers["X-Request-Id"] == request_id
+        minted = client.get(f"/api/v1/events/{uuid.uuid4()}", headers={"X-Request-Id": "not a valid id!"})
+    assert minted.headers["X-Request-Id"] != "not a valid id!"  # replaced at the balancer, then kept
+    _wait_for(lambda: sum(_logged_by_replica(deployed, [*sent, minted.headers["X-Request-Id"]]).values()) == 21, "logs")
+    served = _logged_by_replica(deployed, sent)
+    assert len(served) == REPLICAS
+    assert sum(served.values()) == len(sent)
+    assert all(count > 0 for count in served.values()), served  # round robin reaches every replica
+
+
+def test_rotation_follows_readiness_and_no_ready_replica_is_a_problem_json_503(deployed: Deployment) -> None:
+    first, second = (container["Id"] for container in deployed.replicas()["api"])
+    headers = {"X-API-Key": deployed.secrets["API_KEY"]}
+    try:
+        # 1. One replica stops (SIGTERM: readiness `draining`, then drain) under traffic: the balancer takes
+        #    it out and the clients see nothing of it.
+        started = time.monotonic()
+        stopping = subprocess.Popen(["docker", "stop", "-t", "30", first], stdout=subprocess.DEVNULL)
+        statuses: list[int | str] = []
+        deadline = time.monotonic() + 60
+        with httpx.Client(base_url=deployed.base_url, headers=headers, timeout=10) as client:
+            while (stopping.poll() is None or len(statuses) < 20) and len(statuses) < 2000:
+                assert time.monotonic() < deadline, "docker stop did not finish"
+                try:
+                    statuses.append(client.get(f"/api/v1/events/{uuid.uuid4()}").status_code)
+                except httpx.HTTPError as error:
+                    statuses.append(type(error).__name__)
+        assert stopping.wait(timeout=60) == 0
+        assert set(statuses) == {404}, {status: statuses.count(status) for status in set(statuses)}
+        drained_s = time.monotonic() - started
+
+        # 2. The other one stops too: the balancer answers like the service, not with HAProxy's page.
+        subprocess.run(["docker", "stop", "-t", "30", second], check=True, capture_output=True, timeout=60)
+        started = time.monotonic()
+        _wait_for(lambda: not deployed.routed(), "the balancer notices no replica is ready")
+        none_ready_s = time.monotonic() - started
+        refused = httpx.get(f"{deployed.base_url}/api/v1/events", headers={**headers, "X-Request-Id": "rb-lb-none"})
+        assert refused.status_code == 503
+        assert refused.headers["Content-Type"].startswith("application/problem+json")
+        assert refused.headers["Retry-After"] == "2"
+        assert refused.headers["X-Request-Id"] == "rb-lb-none"
+        problem = refused.json()
+        assert (problem["status"], problem["code"], problem["request_id"]) == (503, "NO_READY_REPLICA", "rb-lb-none")
+        assert problem["type"].startswith("urn:events-api:problem:")
+    finally:
+        subprocess.run(["docker", "start", first, second], capture_output=True, timeout=60, check=False)
+    # 3. Back: each replica rejoins once it is ready again.
+    started = time.monotonic()
+    _wait_for(deployed.routed, "a replica back in rotation")
+    _wait_for(lambda: all(n > 0 for n in _served_now(deployed, headers).values()), "both replicas back in rotation")
+    print(
+        f"rotation: {len(statuses)} requests while a replica stopped ({drained_s:.1f} s), none failed; "
+        f"503 problem+json {none_ready_s:.1f} s after `docker stop` of the last one returned; both back "
+        f"in rotation {time.monotonic() - started:.1f} s after `docker start`",
+        file=sys.stderr,
+    )
+
+
+def _served_now(deployed: Deployment, headers: dict[str, str]) -> dict[str, int]:
+    """Which replicas a few fresh requests reach."""
+    sent = [f"rb-lb-{uuid.uuid4().hex[:12]}" for _ in range(6)]
+    with httpx.Client(base_url=deployed.base_url, headers=headers, timeout=10) as client:
+        for request_id in sent:
+            client.get(f"/api/v1/events/{uuid.uuid4()}", headers={"X-Request-Id": request_id})
+    time.sleep(0.5)  # the replicas' log lines are written after the answer
+    return _logged_by_replica(deployed, sent)
 
 
 def test_a_second_up_reruns_the_migration_and_keeps_the_api_role_password(deployed: Deployment) -> None:
