@@ -532,6 +532,52 @@ def _served_now(deployed: Deployment, headers: dict[str, str]) -> dict[str, int]
     return _logged_by_replica(deployed, sent)
 
 
+def _running(container_id: str) -> bool:
+    result = subprocess.run(
+        ["docker", "inspect", "--format", "{{.State.Running}}", container_id],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() == "true"
+
+
+def test_a_killed_replica_fails_at_most_the_request_in_flight_and_rejoins(deployed: Deployment) -> None:
+    victim = deployed.replicas()["api"][0]["Id"]
+    headers = {"X-API-Key": deployed.secrets["API_KEY"]}
+    answers: list[httpx.Response | str] = []
+    killed_at: int | None = None
+    deadline = time.monotonic() + 30
+    with httpx.Client(base_url=deployed.base_url, headers=headers, timeout=10) as client:
+        # One client, one request at a time: at most one request is in flight on the victim when it dies.
+        while len(answers) < 400 and time.monotonic() < deadline:
+            if len(answers) == 100:
+                subprocess.run(["docker", "kill", victim], check=True, capture_output=True, timeout=30)
+                killed_at = len(answers)
+            try:
+                answers.append(client.get(f"/api/v1/events/{uuid.uuid4()}"))
+            except httpx.HTTPError as error:
+                answers.append(type(error).__name__)
+    assert killed_at == 100, "the loop never reached the kill"
+    failed = [a for a in answers if isinstance(a, str) or a.status_code != 404]
+    assert len(answers) == 400, f"{len(answers)} answers within 30 s"
+    assert len(failed) <= 1, [a if isinstance(a, str) else (a.status_code, a.text[:200]) for a in failed]
+    for answer in failed:  # the one in flight, if the kill caught one: the balancer's problem+json, not a reset
+        assert not isinstance(answer, str), answer
+        assert answer.status_code == 502, answer.text
+        assert answer.headers["Content-Type"].startswith("application/problem+json")
+        assert answer.json()["code"] == "REPLICA_FAILED"
+    print(f"instance killed: {len(answers)} requests, {len(failed)} failed (in flight at the kill)", file=sys.stderr)
+    # `restart: unless-stopped` brings it back (or, where the engine counts a kill as a manual stop, we do).
+    try:
+        _wait_for(lambda: _running(victim), "the killed replica restarted by its restart policy")
+    except AssertionError:
+        subprocess.run(["docker", "start", victim], check=True, capture_output=True, timeout=60)
+    _wait_for(
+        lambda: all(n > 0 for n in _served_now(deployed, headers).values()), "the killed replica back in rotation"
+    )
+
+
 def test_a_second_up_reruns_the_migration_and_keeps_the_api_role_password(deployed: Deployment) -> None:
     # Last in this module: it restarts the one-shot migration of the shared deployment.
     url = deployed.api_database_url()
