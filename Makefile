@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: setup system-deps test lint typecheck pytest serve smoke gameday conformance drills gates migrate clean \
-	docker-prepare docker-test perf-gate bench load bench-micro bench-pipeline bench-ingest
+	docker-prepare docker-test gameday-deployment perf-gate bench load bench-micro bench-pipeline bench-ingest
 
 $(STAMP): pyproject.toml $(wildcard requirements/*.txt)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -85,6 +85,9 @@ docker-test: docker-prepare ## the Docker stage: Docker stack tests, the prod co
 	RB_DOCKER_TESTS=1 $(BIN)/pytest -m docker tests -p no:cacheprovider
 	$(BIN)/python -m conformance --backend docker -k test_ --report-dir reports/conformance-docker
 	$(BIN)/python -m chaos run db-down db-hung redis-down overload-spike --backend docker --report-dir reports/drills-docker
+
+gameday-deployment: docker-prepare ## the game day on a deployment: prod compose + chaos overlay up, every applicable drill (fleet drills too), down
+	$(BIN)/python -m chaos deployment gameday --report-dir reports/gameday-deployment
 
 migrate: setup ## python -m alembic upgrade head against DATABASE_URL
 	$(BIN)/python -m alembic upgrade head

@@ -1,6 +1,7 @@
 """The API's own database login role: the service connects with least privilege, never as the schema owner.
 
     DATABASE_URL=postgresql://owner:...@host:5432/db python -m migrations.api_role --url-file PATH [--role NAME]
+        [--url-host HOST:PORT]
 
 Run it as the schema owner (the role that runs `alembic upgrade head`) after every migration, as the one-shot
 `migrate` service of docker-compose.prod.yml does. It converges: the role ends up with exactly GRANTS whatever
@@ -14,6 +15,10 @@ it had before, and a table a later migration adds gets nothing until it is liste
    verifier computed here (the password itself never reaches the server, nor its statement log), revokes
    whatever the role holds on the schema and its tables and sequences, revokes TEMPORARY on the database from
    PUBLIC, then grants CONNECT on the database, USAGE on the schema and GRANTS on the tables.
+
+The URL it writes names the owner's host and port unless `--url-host HOST:PORT` says where the API reaches the
+same server instead (docker-compose.chaos.yml: through the fault proxy, `faultproxy:15432`, while the owner
+connects to `postgres:5432` directly).
 
 Nothing it prints contains the password.
 """
@@ -61,10 +66,21 @@ def scram_verifier(password: str, *, salt: bytes | None = None, iterations: int 
     return f"SCRAM-SHA-256${iterations}:{encoded[0]}${encoded[1]}:{encoded[2]}"
 
 
-def api_url(owner_url: str, role: str, password: str) -> str:
-    """The owner's URL with the API role's credentials instead (same host, port, database and options)."""
+_URL_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}")
+
+
+def url_host(value: str) -> str:
+    """`--url-host`: a `host:port` (a name, an IPv4 address or a bracketed IPv6 one) to put in the URL."""
+    if not _URL_HOST.fullmatch(value) or not 0 < int(value.rpartition(":")[2]) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT (e.g. faultproxy:15432), got {value!r}")
+    return value
+
+
+def api_url(owner_url: str, role: str, password: str, host: str | None = None) -> str:
+    """The owner's URL with the API role's credentials instead (same database and options; same host and port
+    unless `host`, a `host:port`, names where the API reaches that server)."""
     parts = urlsplit(owner_url)
-    location = parts.netloc.rpartition("@")[2]
+    location = host or parts.netloc.rpartition("@")[2]
     scheme = "postgresql" if parts.scheme == "postgresql+asyncpg" else parts.scheme
     return urlunsplit((scheme, f"{role}:{password}@{location}", parts.path, parts.query, ""))
 
@@ -179,6 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("--url-file", type=Path, required=True, help="where the API's DATABASE_URL is kept")
     parser.add_argument("--role", default=DEFAULT_ROLE, help=f"the API's login role (default {DEFAULT_ROLE})")
+    parser.add_argument(
+        "--url-host",
+        type=url_host,
+        metavar="HOST:PORT",
+        help="host and port of the written URL, when the API reaches the server elsewhere than the owner "
+        "(e.g. through a proxy); default: DATABASE_URL's",
+    )
     args = parser.parse_args(argv)
     owner_url = os.environ.get("DATABASE_URL", "")
     owner = urlsplit(owner_url).username or ""
@@ -190,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         password = kept_password(args.url_file)
         kept = password is not None
         password = password or secrets.token_hex(32)
-        written = write_url_file(args.url_file, api_url(owner_url, args.role, password))
+        written = write_url_file(args.url_file, api_url(owner_url, args.role, password, args.url_host))
     except OSError as error:
         raise SystemExit(f"cannot keep the API's DATABASE_URL in {args.url_file}: {error.strerror}") from None
     for line in asyncio.run(converge(owner_url, args.role, password)):

@@ -12,12 +12,12 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from chaos.cli import drills, stack
+from chaos.cli import deployment, drills, stack, targets
 
 Handler = Callable[[argparse.Namespace], int]
 
 # Command modules, in the order `--help` lists them.
-COMMANDS: tuple[ModuleType, ...] = (drills, stack)
+COMMANDS: tuple[ModuleType, ...] = (drills, targets, stack, deployment)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,16 +5,30 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from chaos.targets.spec import TargetError
+
+if TYPE_CHECKING:
+    from chaos.targets.spec import TargetSpec
 
 RUN_DESCRIPTION = """\
-Run drills against a throwaway stack (PostgreSQL, Redis, the fault proxy, the service with 2 workers) and a
-real Prometheus evaluating the service's alert rules. Each drill: steady state → inject the fault → observe
-the degraded behaviour → the runbook's mitigation → recovery → rollbacks (always). Writes per drill a report
-in the runbook's incident template (Markdown + JSON), a timeline picture and a journal of every probe; then
-the resiliency matrix, a summary, and the history (history.jsonl) with trends. Exit status 1 when any
-drill's expectation failed.
+Run drills against a target: by default a throwaway stack (PostgreSQL, Redis, the fault proxy, the service with
+2 workers) the run starts and removes, with a real Prometheus evaluating the service's alert rules; with
+--target, a deployment described by a target file (python -m chaos targets; docs/DEPLOYMENT.md), through its
+load balancer, with its own Prometheus and fault drivers. Each drill: steady state → inject the fault → observe
+the degraded behaviour → the runbook's mitigation → recovery → rollbacks (always: also on an abort condition,
+Ctrl-C, SIGTERM and the drill's time limit). A drill whose capabilities the target lacks is reported "not
+applicable", never run and never passed. Writes per drill a report in the runbook's incident template
+(Markdown + JSON), a timeline picture and a journal of every probe; then the resiliency matrix, a summary, and
+the history (history.jsonl) with trends.
+
+exit status: 0 every drill that ran passed (and at least one ran); 1 a drill failed or was aborted; 2 bad
+arguments or target; 3 no selected drill applies to the target; 130 interrupted (rolled back).
 """
+
+EXIT_NOTHING_APPLIES = 3
+EXIT_INTERRUPTED = 130
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -29,15 +43,40 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _target(args: argparse.Namespace) -> TargetSpec:
+    from chaos.targets.catalog import BUILTIN, resolve
+    from chaos.targets.spec import load_env_file
+
+    if args.env_file:
+        load_env_file(Path(args.env_file))
+    if args.target and args.backend:
+        raise TargetError("--target and --backend exclude each other (a target file names its own backend)")
+    if args.target:
+        return resolve(args.target)
+    from chaos.stack import resolve_backend
+
+    return BUILTIN[resolve_backend(args.backend)[0]]
+
+
 def _run(args: argparse.Namespace) -> int:
     from chaos.drills.catalog import select
-    from chaos.drills.run import run_drills
+    from chaos.drills.engine import Pace
+    from chaos.drills.operator import OperatorPrompt
+    from chaos.drills.plan import plan_lines
+    from chaos.drills.run import applicable, run_drills
+    from chaos.targets.catalog import offered
 
     try:
         drills = select(args.drills)
-    except ValueError as error:
+        target = _target(args)
+    except (ValueError, TargetError) as error:
         print(f"python -m chaos run: {error}", file=sys.stderr)
         return 2
+    if args.plan:
+        runnable, skipped = applicable(drills, offered(target), target.name)
+        print("\n".join(plan_lines(runnable, skipped, target, hold_s=args.hold, operator=args.operator)))
+        return 0 if runnable else EXIT_NOTHING_APPLIES
+    operator = OperatorPrompt(timeout_s=args.operator_timeout) if args.operator else None
     try:
         outcome = run_drills(
             drills,
@@ -45,16 +84,41 @@ def _run(args: argparse.Namespace) -> int:
             progress=lambda line: print(line, flush=True),
             with_prometheus=not args.no_prometheus,
             backend=args.backend,
+            target=target,
+            pace=Pace(hold_s=args.hold, operator=operator),
         )
-    except ValueError as error:  # e.g. an unknown backend
+    except (ValueError, TargetError) as error:  # e.g. an unknown backend, a credential variable not set
         print(f"python -m chaos run: {error}", file=sys.stderr)
         return 2
+    if outcome.interrupted:
+        print("interrupted: the drill in progress was rolled back", file=sys.stderr)
+        return EXIT_INTERRUPTED
     failed = [result.drill.name for result in outcome.results if not result.passed]
     if failed:
         print(f"FAILED drills: {', '.join(failed)}", file=sys.stderr)
         return 1
-    print(f"all {len(outcome.results)} drills passed")
+    if not outcome.results:
+        print(f"no selected drill applies to target {target.name}", file=sys.stderr)
+        return EXIT_NOTHING_APPLIES
+    not_applicable = f"; {len(outcome.not_applicable)} not applicable" if outcome.not_applicable else ""
+    print(f"all {len(outcome.results)} drills passed{not_applicable}")
     return 0
+
+
+def _duration(text: str) -> float:
+    """`90`, `90s`, `2m`, `1m30s` → seconds (argparse type)."""
+    import re
+
+    match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?", text.strip())
+    if not text.strip() or match is None:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90s, 2m, 1m30s)")
+    seconds = int(match.group(1) or 0) * 60 + float(match.group(2) or 0)
+    if not 0 <= seconds <= MAX_HOLD_S:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {MAX_HOLD_S // 60:.0f} minutes")
+    return seconds
+
+
+MAX_HOLD_S = 3600.0
 
 
 def register(subcommands: Any) -> None:
@@ -76,10 +140,48 @@ def register(subcommands: Any) -> None:
     )
     run.add_argument("--report-dir", default="reports/drills", help="where reports go (default: reports/drills)")
     run.add_argument(
+        "--target",
+        metavar="NAME|FILE",
+        help="what to run against: a built-in target (local, docker) or a target file (.toml); "
+        "see `python -m chaos targets`",
+    )
+    run.add_argument(
+        "--env-file",
+        metavar="FILE",
+        help="load the target's credentials (NAME=value lines, mode 0600) into the environment first, as "
+        "`python -m chaos deployment up` writes them",
+    )
+    run.add_argument(
         "--backend",
         choices=("local", "docker", "auto"),
         default=None,
-        help="where the stack runs (default: $STACK_BACKEND, else local); the release drills need local",
+        help="where a throwaway stack runs (default: $STACK_BACKEND, else local); the release drills need local",
+    )
+    run.add_argument(
+        "--plan",
+        action="store_true",
+        help="print every action, its target, blast radius and abort conditions; do nothing",
+    )
+    run.add_argument(
+        "--hold",
+        type=_duration,
+        default=0.0,
+        metavar="DURATION",
+        help="keep each fault in place this long (e.g. 2m), with progress every 5 s, so dashboards and a "
+        "deployment's own alert rules have time to show it (at most 60m)",
+    )
+    run.add_argument(
+        "--operator",
+        action="store_true",
+        help="after injecting each fault, wait for a person to apply the runbook's mitigation (the drill sees "
+        "the steady state back, or Enter is pressed), measuring the time it took; then roll back",
+    )
+    run.add_argument(
+        "--operator-timeout",
+        type=_duration,
+        default=600.0,
+        metavar="DURATION",
+        help="how long --operator waits before rolling back by itself (default 10m)",
     )
     run.add_argument(
         "--no-prometheus",

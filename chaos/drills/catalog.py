@@ -1,5 +1,5 @@
 """The drill catalog: every drill in the runbook's scenario order (DB, Redis/rate_limit_backend, overload,
-release), and the selection of drills by name or pattern."""
+release), then the fleet drills (chaos.drills.scenarios.fleet), and the selection of drills by name or pattern."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import fnmatch
 
 from chaos.drills.model import Drill
 from chaos.drills.scenarios.db import DB_DRILLS
+from chaos.drills.scenarios.fleet import FLEET_DRILLS
 from chaos.drills.scenarios.overload import OVERLOAD
 from chaos.drills.scenarios.redis import REDIS_DRILLS
 from chaos.drills.scenarios.release import RELEASE_DRILLS
 
-DRILLS: tuple[Drill, ...] = (*DB_DRILLS, *REDIS_DRILLS, OVERLOAD, *RELEASE_DRILLS)
+DRILLS: tuple[Drill, ...] = (*DB_DRILLS, *REDIS_DRILLS, OVERLOAD, *RELEASE_DRILLS, *FLEET_DRILLS)
 
 
 def select(names: list[str]) -> list[Drill]:

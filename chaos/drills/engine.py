@@ -10,23 +10,29 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import asyncpg
 import httpx
 
 from chaos.drills import probes
+from chaos.drills.alert_clock import DRILL_FACTOR
 from chaos.drills.durability import check_durability
-from chaos.drills.model import Drill, DrillContext, Observation, Probe
+from chaos.drills.fleet_watch import FleetWatcher
+from chaos.drills.model import Drill, DrillAborted, DrillContext, Observation, Probe
 from chaos.drills.prometheus import AlertWatcher, PrometheusServer
+from chaos.drills.prometheus_api import PrometheusAPI
 from chaos.drills.result import DrillResult, JournalEntry, ProbeOutcome
-from chaos.drills.traffic import DrillClock, TrafficRecorder
+from chaos.drills.safeguards import AbortMonitor
+from chaos.drills.traffic import DrillClock, Sample, TrafficRecorder
 from chaos.stack.base import StackBackend
 
 log = logging.getLogger("chaos.drills")
 Progress = Callable[[str], None]
 ALERT_TIMEOUT_S = 15.0
 ALERTS_RESOLVED_TIMEOUT_S = 20.0
+HOLD_MARGIN_S = 120.0  # beyond --hold (and --operator's wait): time to observe before and recover after
 
 
 def await_probe(ctx: DrillContext, result: DrillResult, probe: Probe, phase: str) -> ProbeOutcome:
@@ -34,6 +40,7 @@ def await_probe(ctx: DrillContext, result: DrillResult, probe: Probe, phase: str
     deadline = time.monotonic() + probe.timeout_s
     attempts = 0
     while True:
+        ctx.check_abort()
         attempts += 1
         t = ctx.clock.now()
         try:
@@ -63,7 +70,7 @@ def await_probe(ctx: DrillContext, result: DrillResult, probe: Probe, phase: str
             )
             result.outcomes.append(outcome)
             return outcome
-        time.sleep(probe.interval_s)
+        ctx.wait(probe.interval_s)
 
 
 def _jsonable(value: Any) -> Any:
@@ -96,17 +103,66 @@ def _service_identity(stack: StackBackend) -> tuple[str | None, str | None]:
     return None, None
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How long a fault stays in place: the drill's own dwell, or a game day's `--hold` (live progress every
+    `report_every_s` for the people watching dashboards), or `--operator` (a person applies the mitigation)."""
+
+    hold_s: float = 0.0
+    report_every_s: float = 5.0
+    operator: OperatorWait | None = None
+
+
+class OperatorWait(Protocol):
+    timeout_s: float
+
+    def __call__(self, ctx: DrillContext) -> float | None:
+        """Wait for the person to mitigate; the seconds it took, or None when the time limit passed."""
+
+
+def _hold(ctx: DrillContext, seconds: float, every_s: float) -> None:
+    """Keep the fault in place for `seconds`, printing what the traffic and the alerts show as it goes."""
+    started = ctx.clock.now()
+    while (left := seconds - (ctx.clock.now() - started)) > 0:
+        ctx.wait(min(every_s, left))
+        since = ctx.clock.now() - every_s
+        recent = [s for s in ctx.traffic.samples(since=since) if s.kind in ("read", "write")]
+        failed = sum(1 for s in recent if s.status >= 500 or s.status == 0)
+        firing = ", ".join(ctx.alerts.firing()) if ctx.alerts is not None else "not watched"
+        held = ctx.clock.now() - started
+        ctx.progress(
+            f"    … holding {held:4.0f}/{seconds:.0f} s: last {every_s:.0f} s {len(recent)} API requests, "
+            f"{failed} failed; alerts firing: {firing or 'none'}"
+        )
+
+
 def run_drill(
-    drill: Drill, stack: StackBackend, *, prometheus: PrometheusServer | None, progress: Progress = print
+    drill: Drill,
+    stack: StackBackend,
+    *,
+    prometheus: PrometheusServer | PrometheusAPI | None,
+    progress: Progress = print,
+    pace: Pace | None = None,
+    target: dict[str, Any] | None = None,
 ) -> DrillResult:
-    """Run one drill; `prometheus` (already scraping the stack's service) measures alerts, None skips them."""
+    """Run one drill; `prometheus` (scraping the target's service) measures alerts, None skips them.
+
+    Ctrl-C (and SIGTERM, inside `chaos.drills.safeguards.sigterm_interrupts`) stops the drill, rolls back, and
+    is raised again once the result is complete."""
+    pace = pace or Pace()
     clock = DrillClock()
     version, schema = _service_identity(stack)
     result = DrillResult(drill=drill, started_at=clock.wall_zero, version=version, schema_revision=schema)
+    result.target = dict(target or {})
     source = f"drill-{drill.name}-{uuid.uuid4().hex[:8]}"
     traffic = TrafficRecorder(stack.api_url, stack.api_key, clock, source=source)
     watcher: AlertWatcher | None = None
+    fleet_watcher: FleetWatcher | None = None
+    monitor: AbortMonitor | None = None
+    interrupted: KeyboardInterrupt | None = None
     ctx = DrillContext(drill, stack, clock, traffic, None, result, progress)
+    operator_s = pace.operator.timeout_s if pace.operator is not None else 0.0
+    ctx.time_limit_s = max(drill.abort.max_duration_s, pace.hold_s + operator_s + HOLD_MARGIN_S)
     removed = True
     progress(f"▶ {drill.name}: {drill.title}")
     try:
@@ -116,6 +172,9 @@ def run_drill(
             watcher = AlertWatcher(prometheus, clock).start()
             ctx.alerts = watcher
             result.alerts_watched = True
+        if stack.supports("balancer-view"):
+            fleet_watcher = FleetWatcher(clock, stack.fleet()).start()
+            ctx.state["fleet_watcher"] = fleet_watcher
         if drill.setup is not None:
             drill.setup(ctx)
         traffic.start()
@@ -123,53 +182,89 @@ def run_drill(
         if not all(_expect(ctx, result, probe, "steady state") for probe in steady):
             result.failures.insert(0, "steady state was not met before the fault; nothing was injected")
             return result
-        ctx.mark("fault injected")
+        injected_at = ctx.mark("fault injected")
+        monitor = AbortMonitor(ctx, injected_at).start()
         removed = False
         drill.inject(ctx)
         for probe in drill.expected:
             _expect(ctx, result, probe, "under fault")
         if drill.during_fault is not None:
             drill.during_fault(ctx)
-        for alert in drill.expected_alerts if watcher is not None else ():
-            _expect(ctx, result, probes.alert_firing(alert, ALERT_TIMEOUT_S), "under fault")
-        time.sleep(drill.dwell_s)
+        # Rules on a slower clock than the drill variant's (a deployment's production rules) fire that much
+        # later: their alerts are awaited only after a --hold, with timeouts scaled to their clock.
+        scale = DRILL_FACTOR / watcher.clock_factor if watcher is not None else 1.0
+        expected_alerts = drill.expected_alerts if watcher is not None else ()
+        if scale == 1:
+            for alert in expected_alerts:
+                _expect(ctx, result, probes.alert_firing(alert, ALERT_TIMEOUT_S), "under fault")
+        if pace.hold_s > drill.dwell_s:
+            _hold(ctx, pace.hold_s, pace.report_every_s)
+        else:
+            ctx.wait(drill.dwell_s)
+        if scale != 1 and expected_alerts and pace.hold_s > 0:
+            for alert in expected_alerts:
+                _expect(ctx, result, probes.alert_firing(alert, ALERT_TIMEOUT_S * scale), "under fault")
+        elif scale != 1 and expected_alerts:
+            result.notes.append(
+                f"expected alerts ({', '.join(expected_alerts)}) not awaited: the target's rules run at production "
+                f"pace (their for: up to {scale:.0f}× the drill variant's); hold the fault (--hold "
+                f"{ALERT_TIMEOUT_S * scale:.0f}s) to see them fire"
+            )
+        if pace.operator is not None:
+            ctx.mark("operator paged")
+            took = pace.operator(ctx)
+            if took is None:
+                result.failures.append("operator: the mitigation was not applied within the time limit; rolled back")
+            else:
+                result.measurements["operator_time_to_mitigate_s"] = round(took, 2)
+                ctx.mark("operator mitigated")
         if drill.mitigation.apply is not None:
             ctx.mark("mitigation applied")
             drill.mitigation.apply(ctx)
             for probe in drill.mitigation.verify:
                 _expect(ctx, result, probe, "mitigation")
         ctx.mark("fault removed")
-        drill.remove(ctx)
+        monitor.stop()
+        if "operator mitigated" in result.marks:
+            try:  # the person may have removed the fault themselves: what is left of it goes now
+                drill.remove(ctx)
+            except Exception as error:
+                result.notes.append(f"the fault was already gone when the drill removed it ({error})")
+        else:
+            drill.remove(ctx)
         removed = True
         if all(_expect(ctx, result, probe, "recovery") for probe in probes.steady_state(with_alerts=False)):
             ctx.mark("steady state restored")
+        for probe in drill.recovery_extra:
+            _expect(ctx, result, probe, "recovery")
         if watcher is not None and _expect(
-            ctx, result, probes.symptom_alerts_resolved(ALERTS_RESOLVED_TIMEOUT_S), "recovery"
+            ctx, result, probes.symptom_alerts_resolved(ALERTS_RESOLVED_TIMEOUT_S * scale), "recovery"
         ):
             ctx.mark("alerts resolved")
+    except DrillAborted as aborted:
+        result.aborted = str(aborted)
+        result.failures.insert(0, f"aborted: {aborted} — the fault was rolled back at once")
+    except KeyboardInterrupt as interrupt:
+        interrupted = interrupt
+        result.aborted = "interrupted (Ctrl-C or SIGTERM)"
+        result.failures.insert(0, "interrupted (Ctrl-C or SIGTERM): the fault was rolled back")
     except Exception as error:  # a broken drill is a failed drill, with its rollbacks still run
         log.exception("drill %s failed with an error", drill.name)
         result.failures.append(f"drill error: {type(error).__name__}: {error}")
     finally:
+        if monitor is not None:
+            monitor.stop()
+        ctx.clear_abort()  # the rollbacks must not be aborted themselves
         _rollback(ctx, result, removed)
         traffic.stop()
         if watcher is not None:
             watcher.stop()
             result.alerts = watcher.snapshot()
+        if fleet_watcher is not None:
+            fleet_watcher.stop()
+            result.fleet = fleet_watcher.transitions()
         result.samples = traffic.samples()
-    start, end = result.fault_window
-    start = min(start, result.marks.get("rollout started", start))  # a bad release serves while it rolls out
-    server_errors = [
-        s
-        for s in result.samples
-        if s.status >= 500 and s.status != 503 and not (drill.server_errors_expected and start <= s.t < end)
-    ]
-    if server_errors:
-        first = server_errors[0]
-        result.failures.append(
-            f"{len(server_errors)} answers were 5xx other than 503 (first: {first.kind} {first.status} {first.code} "
-            f"at {result.time_label(first.t)}): a fault must never surface as a 500"
-        )
+    _judge_client_failures(drill, result)
     try:
         result.durability = asyncio.run(
             check_durability(
@@ -185,6 +280,8 @@ def run_drill(
         result.failures.append(f"durability could not be checked: {error}")
     verdict = "PASSED" if result.passed else "FAILED"
     progress(f"◀ {drill.name}: {verdict}" + (f" — {result.failures[0]}" if result.failures else ""))
+    if interrupted is not None:
+        raise interrupted
     return result
 
 
@@ -198,3 +295,48 @@ def _rollback(ctx: DrillContext, result: DrillResult, removed: bool) -> None:
             result.failures.append(f"rollback {getattr(action, '__name__', action)} failed: {error}")
     if not removed:
         result.notes.append("the fault was removed by the rollback after the drill failed")
+
+
+def _failed(sample: Sample) -> bool:
+    return sample.status >= 500 or sample.status == 0
+
+
+def _judge_client_failures(drill: Drill, result: DrillResult) -> None:
+    """What the clients saw against what the drill allows (`Drill.client_failures`)."""
+    start, end = result.fault_window
+    start = min(start, result.marks.get("rollout started", start))  # a bad release serves while it rolls out
+    if drill.client_failures == "unavailable":
+        server_errors = [
+            s
+            for s in result.samples
+            if s.status >= 500 and s.status != 503 and not (drill.server_errors_expected and start <= s.t < end)
+        ]
+        if server_errors:
+            first = server_errors[0]
+            result.failures.append(
+                f"{len(server_errors)} answers were 5xx other than 503 (first: {first.kind} {first.status} "
+                f"{first.code} at {result.time_label(first.t)}): a fault must never surface as a 500"
+            )
+        return
+    since = result.marks.get("fault injected", 0.0)
+    # The clients' requests: the recorder's own readiness and liveness polls watch the target, they are not
+    # client traffic (a draining replica's readiness 503 is how it leaves rotation).
+    after = [s for s in result.samples if s.t >= since and s.kind in ("read", "write")]
+    failed = [s for s in after if _failed(s) and not (drill.server_errors_expected and start <= s.t < end)]
+    result.measurements["client_requests"] = len(after)
+    result.measurements["client_failures"] = len(failed)
+    if drill.client_failures == "in-flight":
+        killing, killed = result.marks.get("killing replica"), result.marks.get("replica killed")
+        if killing is None or killed is None:
+            result.failures.append("the drill never marked the kill, so requests in flight cannot be told apart")
+            return
+        in_flight = [s for s in failed if s.t <= killed and s.t + s.latency_s >= killing]
+        result.measurements["failed_in_flight"] = len(in_flight)
+        failed = [s for s in failed if s not in in_flight]
+    if failed:
+        first = failed[0]
+        allowed = "requests in flight on the killed replica" if drill.client_failures == "in-flight" else "none"
+        result.failures.append(
+            f"{len(failed)} client requests failed (first: {first.kind} {first.status or 'no answer'} "
+            f"{first.code or ''} at {result.time_label(first.t)}); allowed: {allowed}"
+        )

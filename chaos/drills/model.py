@@ -11,6 +11,7 @@ written to the drill's journal. `DrillContext` is what a drill's actions and pro
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -23,7 +24,8 @@ from chaos.stack.base import Capability, StackBackend
 
 Progress = Callable[[str], None]
 
-Scenario = Literal["db", "redis", "overload", "release"]
+Scenario = Literal["db", "redis", "overload", "release", "fleet"]
+ClientFailures = Literal["unavailable", "none", "in-flight"]
 
 # What every drill exercises besides its scenario: the incident process and its measurements.
 INCIDENT_REQUIREMENTS = (
@@ -43,6 +45,9 @@ SCENARIO_TEMPLATE: dict[Scenario, tuple[str, str]] = {
     "redis": ("Redis/rate_limit_backend 장애", "후속조치"),
     "overload": ("과부하(트래픽 급증)", "용량/성능 후속조치"),
     "release": ("배포/릴리스 장애", "롤백/재배포 기록"),
+    # Not a template of the runbook: an instance lost or a release rolled across the fleet (added by this project,
+    # docs/DEPLOYMENT.md); the common four fields and the follow-up.
+    "fleet": ("인스턴스/플릿 (fleet)", "후속조치"),
 }
 
 
@@ -78,6 +83,42 @@ class Mitigation:
 
 
 @dataclass(frozen=True)
+class AbortConditions:
+    """When the engine stops a drill at once and rolls back (the game day's safeguards): checked every quarter
+    second from the fault's injection until its removal."""
+
+    # Share of the SLO window's availability budget the drill's traffic may consume (chaos.drills.slo): 5 % is
+    # about two minutes of full outage against 99.9 % over 30 days.
+    max_budget_consumed: float = 0.05
+    stop_alerts: tuple[str, ...] = ()  # alerts outside the drill's scope: one firing aborts
+    guards: tuple[Probe, ...] = ()  # checks outside the drill's scope that must keep holding
+    max_duration_s: float = 300.0  # from the injection: a drill that hangs is stopped and rolled back
+
+    def describe(self) -> list[str]:
+        lines = [
+            f"error budget consumed > {self.max_budget_consumed:.1%}",
+            f"fault in place > {self.max_duration_s:.0f} s",
+        ]
+        lines += [f"alert {name} firing" for name in self.stop_alerts]
+        lines += [f"check failing: {guard.name}" for guard in self.guards]
+        return lines
+
+
+FAULT_LEASE_MARGIN_S = 60.0  # a lease outlasts the drill's time limit by this much: time for the rollback
+FAULT_LEASE_MAX_S = 3600.0  # the fault proxy's largest lease
+
+
+# What a fault of each scenario reaches, unless the drill says otherwise (`Drill.blast_radius`).
+SCENARIO_BLAST_RADIUS: dict[Scenario, str] = {
+    "db": "every replica's PostgreSQL connections: reads and writes answer 503 while the fault lasts",
+    "redis": "every replica's Redis connections: rate limits fall back to in-process counters",
+    "overload": "ingest from one client (the spike), the service's limits for everyone while lowered",
+    "release": "the service's code, configuration and schema (rolled back by the drill)",
+    "fleet": "one replica at a time; the balancer routes around it",
+}
+
+
+@dataclass(frozen=True)
 class Drill:
     name: str
     title: str
@@ -99,7 +140,23 @@ class Drill:
     setup: Action | None = None  # before the steady state (e.g. deploy the previous release); undone by rollbacks
     server_errors_expected: bool = False  # a broken release answers 500 while it is deployed; faults never should
     tags: dict[str, str] = field(default_factory=dict)  # dependency, fault kind: for the resiliency matrix
-    requires: frozenset[Capability] = frozenset()  # what the stack backend must offer beyond the basic contract
+    requires: frozenset[Capability] = frozenset()  # what the target must offer (chaos.stack.base.Capability)
+    blast_radius: str = ""  # what the fault can reach; empty: the scenario's (SCENARIO_BLAST_RADIUS)
+    abort: AbortConditions = field(default_factory=AbortConditions)
+    operator_hint: str = ""  # --operator: what the person on call does (the runbook's mitigation, as a step)
+    # What clients may see go wrong: "unavailable" — 503s (the degraded mode), never another 5xx; "none" — not
+    # one failed request (a fault the fleet routes around); "in-flight" — only requests in flight on a replica
+    # at the moment it was killed (between the marks "killing replica" and "replica killed").
+    client_failures: ClientFailures = "unavailable"
+    recovery_extra: tuple[Probe, ...] = ()  # after the steady state is back (e.g. the replica rejoined)
+
+    @property
+    def blast(self) -> str:
+        return self.blast_radius or SCENARIO_BLAST_RADIUS[self.scenario]
+
+
+class DrillAborted(Exception):
+    """An abort condition held (or the run was interrupted): the drill stops and rolls back at once."""
 
 
 class DrillRecord(Protocol):
@@ -135,6 +192,33 @@ class DrillContext:
         self.result = result
         self.progress = progress
         self.state: dict[str, Any] = {}  # scratch space shared by a drill's actions
+        self.abort_reason: str | None = None  # set by the abort monitor; every wait of the engine checks it
+        # How long the fault may stay (the abort monitor's limit; --hold and --operator extend it), and the
+        # lease every injected fault carries: past the limit, with a margin for the rollback.
+        self.time_limit_s = drill.abort.max_duration_s
+        self._aborted = threading.Event()
+
+    def abort(self, reason: str) -> None:
+        if self.abort_reason is None:
+            self.abort_reason = reason
+        self._aborted.set()
+
+    @property
+    def fault_lease_s(self) -> float:
+        return min(FAULT_LEASE_MAX_S, self.time_limit_s + FAULT_LEASE_MARGIN_S)
+
+    def clear_abort(self) -> None:
+        self.abort_reason = None
+        self._aborted.clear()
+
+    def check_abort(self) -> None:
+        if self.abort_reason is not None:
+            raise DrillAborted(self.abort_reason)
+
+    def wait(self, seconds: float) -> None:
+        """Sleep, unless an abort condition holds first (then raise `DrillAborted`)."""
+        self._aborted.wait(max(0.0, seconds))
+        self.check_abort()
 
     @property
     def base_url(self) -> str:

@@ -6,6 +6,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import httpx
+
 from chaos.drills.model import DrillContext, Observation, Probe
 
 # RB-DB-FAILFAST's bound (DB_REQUEST_TIMEOUT_S default 2 s) plus the network; a slower answer is a failure.
@@ -26,12 +28,48 @@ def ready_ok() -> Probe:
     return Probe("readiness 200 ready", "GET /health/ready → 200, status ready", observe, timeout_s=20)
 
 
+# Behind a load balancer acting on readiness, a fault every replica shares takes every replica out of rotation,
+# and the balancer answers 503 NO_READY_REPLICA (with Retry-After) itself: the service's own 503, one hop earlier.
+NO_READY_REPLICA = "NO_READY_REPLICA"
+
+
+def _code_of(response: httpx.Response) -> str | None:
+    if not response.headers.get("content-type", "").startswith("application/problem+json"):
+        return None
+    return str(response.json().get("code"))
+
+
+def _replicas_ready(ctx: DrillContext) -> list[tuple[str, int, dict[str, object]]] | None:
+    """Each replica's own readiness, asked directly; None when the target cannot reach replicas directly."""
+    if not ctx.stack.supports("replicas"):
+        return None
+    replicas = [replica for replica in ctx.stack.fleet().replicas() if replica.url]
+    if not replicas:
+        return None
+    answers = []
+    with httpx.Client(timeout=2) as client:
+        for replica in replicas:
+            response = client.get(f"{replica.url}/health/ready")
+            answers.append((replica.name, response.status_code, response.json()))
+    return answers
+
+
 def ready_degraded(check: str) -> Probe:
+    def degraded(status: int, body: dict[str, object]) -> bool:
+        failed = body.get("failed_checks") or []
+        return status == 503 and body.get("status") == "degraded" and check in failed  # type: ignore[operator]
+
     def observe(ctx: DrillContext) -> Observation:
         status, body = _ready(ctx)
+        if ctx.stack.behind_balancer and status == 503 and body.get("code") == NO_READY_REPLICA:
+            replicas = _replicas_ready(ctx)
+            if replicas is None:
+                return Observation(True, status, "503 NO_READY_REPLICA: the balancer has every replica out of rotation")
+            ok = all(degraded(code, answer) for _, code, answer in replicas)
+            states = ", ".join(f"{name}: {code} {answer.get('failed_checks')}" for name, code, answer in replicas)
+            return Observation(ok, status, f"balancer 503 NO_READY_REPLICA; replicas {states}")
         failed = body.get("failed_checks") or []
-        ok = status == 503 and body.get("status") == "degraded" and check in failed  # type: ignore[operator]
-        return Observation(ok, status, f"{status} {body.get('status')} failed={failed}")
+        return Observation(degraded(status, body), status, f"{status} {body.get('status')} failed={failed}")
 
     return Probe(f"readiness 503 degraded naming {check}", f"503, status degraded, failed_checks ∋ {check}", observe)
 
@@ -39,7 +77,18 @@ def ready_degraded(check: str) -> Probe:
 def live_ok() -> Probe:
     def observe(ctx: DrillContext) -> Observation:
         with ctx.client(timeout=2) as client:
-            status = client.get("/health/live").status_code
+            response = client.get("/health/live")
+        status = response.status_code
+        if ctx.stack.behind_balancer and status == 503 and _code_of(response) == NO_READY_REPLICA:
+            # Liveness is the process's, but the balancer routes by readiness: with every replica out of rotation
+            # it answers itself. Ask the replicas directly where the target lets us.
+            if not ctx.stack.supports("replicas"):
+                return Observation(True, status, "503 NO_READY_REPLICA: liveness not observable through the balancer")
+            replicas = [r for r in ctx.stack.fleet().replicas() if r.url]
+            with httpx.Client(timeout=2) as client:
+                codes = {r.name: client.get(f"{r.url}/health/live").status_code for r in replicas}
+            ok = bool(codes) and all(code == 200 for code in codes.values())
+            return Observation(ok, status, f"balancer 503 NO_READY_REPLICA; replicas {codes}")
         return Observation(status == 200, status, str(status))
 
     return Probe("liveness 200", "GET /health/live → 200", observe)
@@ -75,7 +124,8 @@ def api_ok(kind: str) -> Probe:
 def api_fails_fast(kind: str, code: str = "DEPENDENCY_UNAVAILABLE", bound_s: float = FAIL_FAST_BOUND_S) -> Probe:
     def observe(ctx: DrillContext) -> Observation:
         status, got, elapsed = _request(ctx, kind, bound_s + 5)
-        ok = status == 503 and got == code and elapsed <= bound_s
+        accepted = {code, NO_READY_REPLICA} if ctx.stack.behind_balancer else {code}
+        ok = status == 503 and got in accepted and elapsed <= bound_s
         return Observation(ok, elapsed, f"{status} {got} in {elapsed * 1000:.0f} ms")
 
     return Probe(
@@ -103,7 +153,10 @@ def api_bounded(kind: str, bound_s: float = FAIL_FAST_BOUND_S) -> Probe:
 
     def observe(ctx: DrillContext) -> Observation:
         status, code, elapsed = _request(ctx, kind, bound_s + 5)
-        ok = elapsed <= bound_s and (status in (200, 201) or (status == 503 and code == "DEPENDENCY_UNAVAILABLE"))
+        refusals = (
+            {"DEPENDENCY_UNAVAILABLE", NO_READY_REPLICA} if ctx.stack.behind_balancer else {"DEPENDENCY_UNAVAILABLE"}
+        )
+        ok = elapsed <= bound_s and (status in (200, 201) or (status == 503 and code in refusals))
         return Observation(ok, elapsed, f"{status} {code or ''} in {elapsed * 1000:.0f} ms".strip())
 
     return Probe(f"API {kind} answered within {bound_s} s (2xx or 503)", "2xx or 503 DEPENDENCY_UNAVAILABLE", observe)

@@ -1,5 +1,8 @@
-"""A real Prometheus for drills (RB-OBS-ALERTS): Debian's `prometheus`, started on loopback with 1 s scrape
-and evaluation intervals, scraping the service and evaluating the alert rules the service ships.
+"""A real Prometheus for drills (RB-OBS-ALERTS): Debian's `prometheus`, started on loopback, scraping the
+service and evaluating the alert rules the service ships on the drill clock: the drill variant
+(service/alerts/events-api.drill.rules.yml, every duration of the production rules divided by
+`chaos.drills.alert_clock.DRILL_FACTOR`), scraped at the production scrape interval divided by the same factor
+(1 s), so an alert's time on the drill clock × the factor is its production-equivalent.
 
 An `AlertWatcher` polls Prometheus's alert API and records, on the drill clock, when each alert started and
 stopped firing, so detection can be measured as "first alert firing" and recovery as "alerts resolved".
@@ -20,11 +23,16 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
+from chaos.drills.alert_clock import DRILL_RULES, PRODUCTION_SCRAPE_INTERVAL, clock_factor, divide
+from chaos.drills.prometheus_api import PrometheusAPI
 from chaos.drills.traffic import DrillClock
 from chaos.lifecycle import Lifecycle, ServerError, free_port, labelled_directory, start_process
 
-RULES = Path(__file__).resolve().parents[2] / "service" / "alerts" / "events-api.rules.yml"
+RULES = DRILL_RULES
 READY_TIMEOUT_S = 30.0
+# Not derived from production (its 10 s default divided by 15 is no whole millisecond): below the 1 s drill scrape
+# interval, as a scrape timeout must be, and above the service's 0.5 s readiness check timeout.
+DRILL_SCRAPE_TIMEOUT = "900ms"
 
 
 def prometheus_binary() -> str:
@@ -38,12 +46,15 @@ def prometheus_binary() -> str:
 
 
 class PrometheusServer(Lifecycle):
-    """A throwaway Prometheus scraping one service target every second."""
+    """A throwaway Prometheus scraping one service target on the clock of its rules file: the production scrape
+    interval divided by the file's `drill-clock-factor` (1 s for the drill variant)."""
 
     def __init__(self, target_url: str, *, rules: Path = RULES) -> None:
         parts = urlsplit(target_url)
         self.target = f"{parts.hostname}:{parts.port}"
         self.rules = rules
+        self.clock_factor = clock_factor(rules)  # 1 for the production rules: times are production times
+        self.scrape_interval = divide(PRODUCTION_SCRAPE_INTERVAL, self.clock_factor)
         self.port = free_port()
         self.directory = labelled_directory("prometheus")  # removed by the next start if we are killed
         self._process: subprocess.Popen[bytes] | None = None
@@ -57,7 +68,11 @@ class PrometheusServer(Lifecycle):
         rules_copy = self.directory / self.rules.name
         shutil.copy(self.rules, rules_copy)
         config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
+            "global": {
+                "scrape_interval": self.scrape_interval,
+                "evaluation_interval": self.scrape_interval,  # each group sets its own; this is the default
+                "scrape_timeout": DRILL_SCRAPE_TIMEOUT if self.clock_factor > 1 else "10s",
+            },
             "rule_files": [str(rules_copy)],
             "scrape_configs": [{"job_name": "events-api", "static_configs": [{"targets": [self.target]}]}],
         }
@@ -128,19 +143,24 @@ class AlertInterval:
     severity: str
     fired_at: float
     resolved_at: float | None = None
+    # The factor the rules that fired it run faster than production (chaos.drills.alert_clock): 1 on a
+    # deployment's own Prometheus, DRILL_FACTOR on the throwaway one. Drill-clock time × factor = production time.
+    clock_factor: int = 1
 
 
 @dataclass
 class AlertWatcher:
     """Records on the drill clock when each alert fires and resolves."""
 
-    prometheus: PrometheusServer
+    prometheus: PrometheusServer | PrometheusAPI  # throwaway, or a deployment's own
     clock: DrillClock
     interval_s: float = 0.2
     intervals: list[AlertInterval] = field(default_factory=list)
     errors: int = 0
 
     def __post_init__(self) -> None:
+        # A deployment's own Prometheus runs the rules it was deployed with: production timing, factor 1.
+        self._factor = self.prometheus.clock_factor
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="alert-watcher", daemon=True)
@@ -171,7 +191,12 @@ class AlertWatcher:
             for name, labels in firing.items():
                 if name not in open_names:
                     kind, severity = labels.get("kind", "symptom"), labels.get("severity", "")
-                    self.intervals.append(AlertInterval(name, kind, severity, now))
+                    self.intervals.append(AlertInterval(name, kind, severity, now, clock_factor=self._factor))
+
+    @property
+    def clock_factor(self) -> int:
+        """How much faster than production the rules it watches run (1: production timing)."""
+        return self._factor
 
     def start(self) -> AlertWatcher:
         self._thread.start()

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from chaos.drills.durability import Durability
+from chaos.drills.fleet_watch import Transition
 from chaos.drills.model import Drill, Observation
 from chaos.drills.prometheus import AlertInterval
 from chaos.drills.sev import Impact, Severity, classify
@@ -22,6 +23,14 @@ def drill_time(t: float, fault_injected: float | None) -> str:
     (T0, the origin of every report time), or `t=5.86 s` since the drill started while no fault has been
     injected (yet), since T0 is not known then; the report prints both for every probe."""
     return f"T{t - fault_injected:+.2f} s" if fault_injected is not None else f"t={t:.2f} s"
+
+
+def alert_clock_label(measured_s: float, factor: int) -> str:
+    """An alert time as the reports print it: measured, and on rules that run `factor` times faster than
+    production (the drill variant, chaos.drills.alert_clock) the production-equivalent beside it."""
+    if factor == 1:
+        return f"{measured_s:.2f} s"
+    return f"{measured_s:.2f} s (drill clock ×1/{factor}; production-equivalent {measured_s * factor:.1f} s)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +70,10 @@ class DrillResult:
     durability: Durability | None = None
     notes: list[str] = field(default_factory=list)
     alerts_watched: bool = False  # a Prometheus evaluated the alert rules during the drill
+    target: dict[str, Any] = field(default_factory=dict)  # what the drill ran against (name, kind, URL, images…)
+    fleet: list[Transition] = field(default_factory=list)  # the balancer's view and each replica's readiness
+    aborted: str | None = None  # why an abort condition stopped the drill (it was rolled back at once)
+    measurements: dict[str, Any] = field(default_factory=dict)  # drill-specific figures (fleet drills)
 
     def time_label(self, t: float) -> str:
         """`t` as the report and the console both print it (see `drill_time`)."""
@@ -98,16 +111,27 @@ class DrillResult:
                 return sample.t - start, f"API {sample.kind} {sample.status or 'no answer'} {sample.code or ''}".strip()
         return None
 
-    def first_alert(self) -> tuple[float, str] | None:
-        """Fault injected → first alert firing. Symptom alerts count first: window and burn-rate alerts also
-        fire on errors from before the fault (an earlier drill's), so they count only when nothing else fired."""
+    def _first_alert(self) -> AlertInterval | None:
         start, _ = self.fault_window
         fired = [a for a in self.alerts if a.fired_at >= start and a.kind == "symptom"]
         fired = fired or [a for a in self.alerts if a.fired_at >= start]
-        if not fired:
+        return min(fired, key=lambda a: a.fired_at) if fired else None
+
+    def first_alert(self) -> tuple[float, str] | None:
+        """Fault injected → first alert firing, as measured. Symptom alerts count first: window and burn-rate
+        alerts also fire on errors from before the fault (an earlier drill's), so they count only when nothing
+        else fired."""
+        first = self._first_alert()
+        return (first.fired_at - self.fault_window[0], first.name) if first is not None else None
+
+    def first_alert_production_equivalent(self) -> tuple[float, int] | None:
+        """The first alert's time × the clock factor of the rules that fired it, with the factor: on the drill
+        variant (every interval, window and `for:` divided by the factor) what production's timing would take.
+        The service's own check timeouts do not scale, so for slow or hung dependencies it is an upper estimate."""
+        first = self._first_alert()
+        if first is None:
             return None
-        first = min(fired, key=lambda a: a.fired_at)
-        return first.fired_at - start, first.name
+        return (first.fired_at - self.fault_window[0]) * first.clock_factor, first.clock_factor
 
     def recovery_s(self) -> float | None:
         repaired = self.repaired_at
@@ -170,3 +194,16 @@ class DrillResult:
             slow=sum(1 for s in samples if s.latency_s > slo.latency_threshold_s),
             duration_s=max(0.0, end - start),
         )
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    """A drill the target cannot run: what it needs that the target does not offer. Never a pass."""
+
+    drill: Drill
+    missing: frozenset[str]
+    target: str
+
+    @property
+    def reason(self) -> str:
+        return f"not applicable to this target ({self.target} lacks {', '.join(sorted(self.missing))})"

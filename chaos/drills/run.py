@@ -5,19 +5,25 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from chaos.drills.engine import run_drill
+from chaos.drills.engine import Pace, run_drill
 from chaos.drills.model import Drill
 from chaos.drills.prometheus import PrometheusServer
+from chaos.drills.prometheus_api import PrometheusAPI
 from chaos.drills.report import history, incident, matrix
 from chaos.drills.report.timeline import draw_timeline
-from chaos.drills.result import DrillResult
+from chaos.drills.result import DrillResult, NotApplicable
+from chaos.drills.safeguards import sigterm_interrupts
 from chaos.stack import make_stack, resolve_backend
-from chaos.stack.base import StackBackend
+from chaos.stack.base import Capability, StackBackend
+from chaos.targets.catalog import BUILTIN, open_target
+from chaos.targets.catalog import offered as catalog_offered
+from chaos.targets.spec import TargetSpec
 
 Progress = Callable[[str], None]
 
@@ -39,34 +45,113 @@ class RunOutcome:
     run_id: str
     directory: Path
     results: list[DrillResult]
+    not_applicable: list[NotApplicable] = field(default_factory=list)
+    interrupted: bool = False
 
     @property
     def passed(self) -> bool:
-        return all(result.passed for result in self.results)
+        """Every drill that ran passed, and at least one ran: a run where nothing applied proves nothing."""
+        return bool(self.results) and all(result.passed for result in self.results) and not self.interrupted
 
 
-def summary_lines(results: list[DrillResult]) -> list[str]:
-    lines = [f"{'drill':18} {'verdict':7} {'SEV':5} {'MTTD':>7} {'alert':>7} {'MTTR':>7} {'budget':>8}  first alert"]
+def summary_lines(results: list[DrillResult], not_applicable: Sequence[NotApplicable] = ()) -> list[str]:
+    """The run's table. `alert` is the first alert as measured; `prod-eq` is it × the clock factor of the rules
+    that fired it (chaos.drills.alert_clock), the production-equivalent, equal to `alert` on production-timed
+    rules; a footnote names the factor."""
+    lines = [
+        f"{'drill':22} {'verdict':7} {'SEV':5} {'MTTD':>7} {'alert':>7} {'prod-eq':>7} {'MTTR':>7} {'budget':>8}"
+        "  first alert"
+    ]
+    factors: set[int] = set()
     for result in results:
         detection = result.first_failure_signal()
         alert = result.first_alert()
+        production = result.first_alert_production_equivalent()
+        factors |= {production[1]} if production is not None else set()
         recovery = result.recovery_s()
         lines.append(
-            f"{result.drill.name:18} {'PASSED' if result.passed else 'FAILED':7} {result.severity().level:5} "
+            f"{result.drill.name:22} {'PASSED' if result.passed else 'FAILED':7} {result.severity().level:5} "
             f"{(f'{detection[0]:.2f}s' if detection else '—'):>7} {(f'{alert[0]:.2f}s' if alert else '—'):>7} "
+            f"{(f'{production[0]:.1f}s' if production else '—'):>7} "
             f"{(f'{recovery:.2f}s' if recovery is not None else '—'):>7} "
             f"{result.budget().availability_consumed:8.3%}  {alert[1] if alert else '—'}"
+        )
+    for skipped in not_applicable:
+        lines.append(f"{skipped.drill.name:22} {'n/a':7} {skipped.reason}")
+    for factor in sorted(factors - {1}):
+        lines.append(
+            f"alert: on the drill clock (rules with every interval, window and for: ÷{factor}: "
+            f"service/alerts/events-api.drill.rules.yml); prod-eq: alert ×{factor}, on production timing"
         )
     return lines
 
 
-def _summary_markdown(outcome: RunOutcome) -> str:
-    lines = [f"# Game-day drill run {outcome.run_id}", "", "```", *summary_lines(outcome.results), "```", ""]
+def _summary_markdown(outcome: RunOutcome, target: TargetSpec) -> str:
+    lines = [
+        f"# Game-day drill run {outcome.run_id}",
+        "",
+        f"Target: **{target.name}** ({target.kind}) — {target.description}",
+        "",
+        "```",
+        *summary_lines(outcome.results, outcome.not_applicable),
+        "```",
+        "",
+    ]
     for result in outcome.results:
         status = "PASSED" if result.passed else "FAILED: " + "; ".join(result.failures)
         lines.append(f"- [{result.drill.name}]({result.drill.name}/report.md) — {status}")
+    for skipped in outcome.not_applicable:
+        lines.append(f"- {skipped.drill.name} — NOT APPLICABLE: {skipped.reason}")
     lines += ["", "Resiliency matrix: [resiliency-matrix.md](resiliency-matrix.md)", ""]
     return "\n".join(lines)
+
+
+def applicable(
+    drills: list[Drill], offered: frozenset[Capability], target: str
+) -> tuple[list[Drill], list[NotApplicable]]:
+    """The drills the target can run, and those it cannot (with what is missing), in catalog order."""
+    runnable, skipped = [], []
+    for drill in drills:
+        missing = drill.requires - offered
+        if missing:
+            skipped.append(NotApplicable(drill, frozenset(missing), target))
+        else:
+            runnable.append(drill)
+    return runnable, skipped
+
+
+def target_facts(target: TargetSpec, stack: StackBackend) -> dict[str, Any]:
+    """What a report says about the target: its name and kind, where it answers, and for a fleet the image
+    and the replicas."""
+    facts: dict[str, Any] = {"name": target.name, "kind": target.kind, "base_url": stack.api_url}
+    if target.kind == "throwaway":
+        facts["backend"] = target.backend
+    if stack.supports("replicas"):
+        fleet = stack.fleet()
+        replicas = fleet.replicas()
+        facts |= {"image": fleet.image, "replicas": len(replicas), "replica_names": [r.name for r in replicas]}
+    return facts
+
+
+def _prometheus_for(
+    target: TargetSpec, stack: StackBackend, resources: contextlib.ExitStack, progress: Progress
+) -> PrometheusServer | PrometheusAPI:
+    if target.kind == "deployment":
+        if target.prometheus_url is None:
+            raise ValueError(f"target {target.name} names no prometheus_url (use --no-prometheus to run without)")
+        remote = PrometheusAPI(target.prometheus_url, clock_factor=target.alert_clock_factor)
+        if not remote.ready():
+            raise ValueError(f"target {target.name}: Prometheus at {target.prometheus_url} is not ready")
+        pace = "production timing" if target.alert_clock_factor == 1 else f"a clock ×{target.alert_clock_factor}"
+        progress(f"prometheus: the target's own, {target.prometheus_url}, its rules on {pace}")
+        return remote
+    # One Prometheus for the run: its first scrape comes seconds after it starts (docs/BENCHMARKS.md).
+    prometheus = resources.enter_context(PrometheusServer(stack.api_url))
+    progress(
+        f"prometheus: {prometheus.url} scraping {stack.api_url} every {prometheus.scrape_interval}, evaluating "
+        f"service/alerts/{prometheus.rules.name} (production timing ÷{prometheus.clock_factor})"
+    )
+    return prometheus
 
 
 def run_drills(
@@ -77,49 +162,78 @@ def run_drills(
     progress: Progress = print,
     with_prometheus: bool = True,
     backend: str | None = None,
+    target: TargetSpec | None = None,
+    pace: Pace | None = None,
 ) -> RunOutcome:
-    """Run `drills` on `stack`, or on a stack of their own (`backend`: local, docker or auto)."""
+    """Run `drills` on `stack`, or on `target` (a throwaway stack of their own by default: `backend` local,
+    docker or auto). Drills the target cannot run are reported not applicable, never run and never passed.
+    Ctrl-C and SIGTERM stop the run after the current drill's rollback; what ran is still reported."""
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     directory = report_dir / run_id
     results: list[DrillResult] = []
-    with contextlib.ExitStack() as resources:
-        if stack is None:
-            chosen, reason = resolve_backend(backend)
-            progress(f"starting the stack on {reason}: PostgreSQL, Redis, fault proxy, service with 2 workers")
-            stack = resources.enter_context(
-                make_stack(
-                    chosen, workers=2, service_env=DRILL_SERVICE_ENV, progress=lambda line: progress(f"  {line}")
-                )
-            )
-        prometheus = None
-        if with_prometheus:
-            # One Prometheus for the run: its first scrape comes seconds after it starts (docs/BENCHMARKS.md).
-            prometheus = resources.enter_context(PrometheusServer(stack.api_url))
-            progress(
-                f"prometheus: {prometheus.url} scraping {stack.api_url} every 1 s, evaluating "
-                "service/alerts/events-api.rules.yml"
-            )
-        for drill in drills:
-            result = run_drill(drill, stack, prometheus=prometheus, progress=progress)
-            drill_dir = directory / drill.name
-            picture = draw_timeline(result, drill_dir / "timeline.png")
-            incident.write_reports(result, drill_dir, picture)
-            results.append(result)
-    outcome = RunOutcome(run_id, directory, results)
+    if target is None and stack is None:
+        target = BUILTIN[resolve_backend(backend)[0]]
+    elif target is None:  # a stack the caller started (tests): a throwaway target of its own
+        target = TargetSpec("given stack", "throwaway", None, f"a {type(stack).__name__} started by the caller")
+    offered = stack.capabilities if stack is not None else catalog_offered(target)
+    runnable, skipped = applicable(drills, offered, target.name)
+    for not_run in skipped:
+        progress(f"– {not_run.drill.name}: {not_run.reason}")
+    interrupted = False
+    with contextlib.ExitStack() as resources, sigterm_interrupts():
+        try:
+            if stack is None and runnable:
+                if target.kind == "throwaway":
+                    chosen, reason = resolve_backend(backend or target.backend)
+                    progress(f"starting the stack on {reason}: PostgreSQL, Redis, fault proxy, service with 2 workers")
+                    stack = make_stack(
+                        chosen, workers=2, service_env=DRILL_SERVICE_ENV, progress=lambda line: progress(f"  {line}")
+                    )
+                else:
+                    progress(f"target {target.name}: {target.base_url} ({target.description})")
+                    stack = open_target(
+                        target, service_env=DRILL_SERVICE_ENV, progress=lambda line: progress(f"  {line}")
+                    )
+                resources.enter_context(stack)
+            prometheus = None
+            if with_prometheus and stack is not None and runnable:
+                prometheus = _prometheus_for(target, stack, resources, progress)
+            for drill in runnable:
+                assert stack is not None
+                facts = target_facts(target, stack)
+                try:
+                    result = run_drill(drill, stack, prometheus=prometheus, progress=progress, pace=pace, target=facts)
+                except KeyboardInterrupt as interrupt:
+                    interrupted = True
+                    progress(f"interrupted ({interrupt or 'Ctrl-C'}): the drill was rolled back; stopping the run")
+                    break
+                drill_dir = directory / drill.name
+                picture = draw_timeline(result, drill_dir / "timeline.png")
+                incident.write_reports(result, drill_dir, picture)
+                results.append(result)
+        except KeyboardInterrupt:
+            interrupted = True
+            progress("interrupted: stopping")
+    outcome = RunOutcome(run_id, directory, results, skipped, interrupted)
+    directory.mkdir(parents=True, exist_ok=True)
     history_file = report_dir / "history.jsonl"
     history.append(history_file, [history.history_record(result, run_id) for result in results])
     rows = matrix.build(results)
     matrix.write(rows, directory)
-    (directory / "summary.md").write_text(_summary_markdown(outcome), encoding="utf-8")
+    (directory / "summary.md").write_text(_summary_markdown(outcome, target), encoding="utf-8")
     (directory / "summary.json").write_text(
         json.dumps(
-            [history.history_record(result, run_id) | {"failures": result.failures} for result in results],
+            [history.history_record(result, run_id) | {"failures": result.failures} for result in results]
+            + [
+                {"drill": s.drill.name, "run_id": run_id, "verdict": "NOT APPLICABLE", "reason": s.reason}
+                for s in skipped
+            ],
             indent=2,
             ensure_ascii=False,
         )
     )
     progress("")
-    for line in summary_lines(results):
+    for line in summary_lines(results, skipped):
         progress(line)
     progress("")
     progress(matrix.render_markdown(rows))

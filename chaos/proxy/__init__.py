@@ -3,10 +3,14 @@
 - `FaultProxy` (server.py): the proxy in this process, awaited or on a background thread.
 - `FaultProxyProcess` (process.py): `python -m chaos.proxy` (__main__.py) as a subprocess.
 - api.py routes, http.py the HTTP/1.1 server they answer on, errors.py Toxiproxy's error bodies,
-  registry.py proxies, link.py the byte relay, toxics.py what each toxic does, addresses.py the
-  loopback-only policy.
+  registry.py proxies, link.py the byte relay, toxics.py what each toxic does, leases.py fault leases,
+  addresses.py the loopback-only policy.
 - `ToxiproxyClient` (client.py): toxiproxy-python bound to one server, this proxy or a real Toxiproxy; what
   drills and stacks use to drive either.
+
+One extension beyond Toxiproxy's API (leases.py, docs/ARCHITECTURE.md "Fault leases"): a toxic or a disabled
+proxy may carry `"lease_s"`, after which the proxy undoes it by itself; without it (and without
+--default-lease-s) the API behaves as Toxiproxy's.
 
 Where it knowingly differs from Toxiproxy 2.x (each time where Toxiproxy's behaviour is an accident):
 - toxicity is rolled once per connection and toxic (and again on update); Toxiproxy also re-rolls a toxic

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import random
 import signal
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 
 from chaos.proxy import toxics
 from chaos.proxy.addresses import AddressError, AddressPolicy
+from chaos.proxy.leases import DEFAULT_LEASE_ENV, MAX_LEASE_S, check_lease_s
 from chaos.proxy.server import FaultProxy, FaultProxyError, event_loop_factory
 
 DESCRIPTION = """\
@@ -23,6 +25,11 @@ tools and clients written for Toxiproxy (toxiproxy-python, toxiproxy-cli, the Go
 
 Every listener binds to 127.0.0.1 unless told otherwise, and proxies may only forward to loopback
 upstreams unless a host is allowed with --allow-upstream.
+
+Beyond Toxiproxy: a fault may carry a lease ("lease_s": seconds in a toxic's body, or beside
+"enabled": false when disabling a proxy), after which the proxy removes the toxic or enables the proxy by
+itself, so a harness that dies cannot leave a fault behind. --default-lease-s gives every fault without
+one that lease.
 """
 
 EPILOG = """\
@@ -33,6 +40,8 @@ examples:
        -d '{"name": "redis", "listen": "127.0.0.1:26379", "upstream": "127.0.0.1:6379"}'
   curl -s -X POST 127.0.0.1:8474/proxies/redis/toxics \
        -d '{"type": "latency", "attributes": {"latency": 300}}'
+  curl -s -X POST 127.0.0.1:8474/proxies/redis/toxics \
+       -d '{"type": "timeout", "attributes": {"timeout": 0}, "lease_s": 60}'   # gone after a minute
 
 The --config file is a JSON array of proxies, as Toxiproxy's -config takes:
   [{"name": "postgres", "listen": "127.0.0.1:25432", "upstream": "127.0.0.1:5432", "enabled": true}]
@@ -69,9 +78,28 @@ def _parser() -> argparse.ArgumentParser:
         "--seed", type=int, help="seed the random choices (toxicity, jitter, slicer) for repeatable runs"
     )
     parser.add_argument(
+        "--default-lease-s",
+        type=_lease_argument,
+        default=os.environ.get(DEFAULT_LEASE_ENV) or None,
+        metavar="SECONDS",
+        help=f"lease of every toxic and disabled proxy whose request names no lease_s (0 < SECONDS <= "
+        f"{MAX_LEASE_S:g}; default ${DEFAULT_LEASE_ENV}, else none: such faults stay, as in Toxiproxy)",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO"
     )
     return parser
+
+
+def _lease_argument(text: str) -> float:
+    # Also parses the environment variable's value (argparse runs `type` on a string default).
+    try:
+        return check_lease_s(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"the default lease (--default-lease-s or ${DEFAULT_LEASE_ENV}) must be a number of seconds "
+            f"greater than 0 and at most {MAX_LEASE_S:g}, not {text!r}"
+        ) from None
 
 
 def _load_config(path: Path) -> list[dict[str, Any]]:
@@ -94,6 +122,8 @@ async def _serve(proxy: FaultProxy) -> None:
     names = ", ".join(f"{name} {p.listen} -> {p.upstream}" for name, p in proxy.collection.proxies.items())
     # The first line is what a parent process waits for (see FaultProxyProcess).
     print(f"fault proxy API on {proxy.api_url}", flush=True)
+    if proxy.collection.default_lease_s is not None:
+        print(f"default fault lease: {proxy.collection.default_lease_s:g}s", flush=True)
     if names:
         print(f"proxies: {names}", flush=True)
     await proxy.serve_until_stopped()
@@ -116,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m chaos.proxy: --listen: {error}", file=sys.stderr)
         return 2
     proxies = _load_config(args.config) if args.config else []
-    proxy = FaultProxy(args.listen, policy=policy, proxies=proxies)
+    proxy = FaultProxy(args.listen, policy=policy, proxies=proxies, default_lease_s=args.default_lease_s)
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(_serve(proxy))

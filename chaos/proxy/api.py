@@ -14,6 +14,11 @@
     POST|PATCH /proxies/{proxy}/toxics/{toxic}  200 toxic       update attributes, toxicity
     DELETE /proxies/{proxy}/toxics/{toxic} 204
 
+Beyond Toxiproxy (leases.py): a toxic body (add or update) may carry `"lease_s": N`, and so may an update
+that leaves a proxy disabled; when the lease ends the proxy removes the toxic or enables the proxy by itself,
+a new `lease_s` renews it, and answers show `"lease_expires_in_s"` while one runs. Without `lease_s` (and
+without the server's --default-lease-s) nothing differs from Toxiproxy.
+
 Errors are `{"error": "...", "status": N}`. Requests from browsers (a `Mozilla/` user agent) are refused
 with 403, as Toxiproxy does, so a web page cannot drive the proxy.
 """
@@ -111,18 +116,19 @@ class ToxiproxyApi:
                 if method == "GET":
                     return _json(200, proxy.as_json()["toxics"])
                 async with self.collection.lock:
-                    return _json(200, proxy.add_toxic(_body(request)).as_json())
+                    return _json(200, proxy.toxic_json(self.collection.add_toxic(proxy, _body(request))))
             case ["proxies", name, "toxics", toxic_name]:
                 self._allow(method, "GET", "POST", "PATCH", "DELETE")
                 proxy = self.collection.get(name)
                 async with self.collection.lock:
                     if method == "GET":
-                        return _json(200, proxy.toxic(toxic_name).as_json())
+                        return _json(200, proxy.toxic_json(proxy.toxic(toxic_name)))
                     if method == "DELETE":
                         proxy.remove_toxic(toxic_name)
                         return Response(204)
                     proxy.toxic(toxic_name)  # 404 before 400
-                    return _json(200, proxy.update_toxic(toxic_name, _body(request)).as_json())
+                    updated = self.collection.update_toxic(proxy, toxic_name, _body(request))
+                    return _json(200, proxy.toxic_json(updated))
         raise ApiError("404 page not found", 404)
 
     @staticmethod

@@ -1,10 +1,15 @@
-"""Proxies and their toxics: what the HTTP API manages, with Toxiproxy's rules for each operation."""
+"""Proxies and their toxics: what the HTTP API manages, with Toxiproxy's rules for each operation.
+
+Beyond Toxiproxy, a toxic or a disabled proxy may carry a lease (leases.py): when it ends, the collection
+removes the toxic or enables the proxy again, under the same lock as every API change.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +22,15 @@ from chaos.proxy.errors import (
     TOXIC_NOT_FOUND,
     ApiError,
 )
+from chaos.proxy.leases import EXPIRES_FIELD, LEASE_FIELD, Lease, check_lease_s, parse_lease, refuse_lease
 from chaos.proxy.link import Connection, Endpoint
 from chaos.proxy.toxics import DIRECTIONS, Direction, Toxic, parse_new_toxic, parse_toxic_update
 
 log = logging.getLogger("chaos.proxy")
 
 DEFAULT_LISTEN = "127.0.0.1:0"
+# A proxy whose lease ended but whose port someone else took meanwhile is tried again this often.
+REENABLE_RETRY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -74,18 +82,32 @@ class Proxy:
         self.policy = policy
         self.toxics: list[Toxic] = []
         self.connections: set[Connection] = set()
+        # Leases by toxic name, and the one on this proxy's disabled state (never set while enabled).
+        self.toxic_leases: dict[str, Lease] = {}
+        self.disabled_lease: Lease | None = None
         self._server: asyncio.Server | None = None
         _check(policy, spec)
 
     def as_json(self) -> dict[str, Any]:
         ordered = [toxic for direction in DIRECTIONS for toxic in self.chain(direction)]
-        return {
+        shown: dict[str, Any] = {
             "name": self.name,
             "listen": self.listen,
             "upstream": self.upstream,
             "enabled": self.enabled,
-            "toxics": [toxic.as_json() for toxic in ordered],
+            "toxics": [self.toxic_json(toxic) for toxic in ordered],
         }
+        if self.disabled_lease is not None:
+            shown[EXPIRES_FIELD] = self.disabled_lease.remaining_s()
+        return shown
+
+    def toxic_json(self, toxic: Toxic) -> dict[str, Any]:
+        """The toxic as Toxiproxy shows it, plus `lease_expires_in_s` when it has a lease."""
+        shown = toxic.as_json()
+        lease = self.toxic_leases.get(toxic.name)
+        if lease is not None:
+            shown[EXPIRES_FIELD] = lease.remaining_s()
+        return shown
 
     def chain(self, direction: Direction) -> list[Toxic]:
         return [toxic for toxic in self.toxics if toxic.direction == direction]
@@ -100,6 +122,7 @@ class Proxy:
             self._server = await loop.create_server(self._accept, host, port, reuse_address=True, backlog=512)
         except OSError as error:
             raise ApiError(f"listen tcp {self.listen}: {error.strerror or error}", 500) from error
+        self.set_disabled_lease(None)
         bound_host, bound_port = self._server.sockets[0].getsockname()[:2]
         # Like Toxiproxy, report the real address once listening (an ephemeral port becomes concrete).
         self.listen = join_host_port(bound_host, bound_port)
@@ -154,6 +177,7 @@ class Proxy:
 
     def remove_toxic(self, name: str) -> None:
         toxic = self.toxic(name)
+        self.set_toxic_lease(name, None)
         self.toxics.remove(toxic)
         for connection in list(self.connections):
             connection.remove_toxic(toxic)
@@ -162,6 +186,25 @@ class Proxy:
     def remove_all_toxics(self) -> None:
         for toxic in list(self.toxics):
             self.remove_toxic(toxic.name)
+
+    # -- leases ----------------------------------------------------------------------------------------
+    def set_toxic_lease(self, name: str, lease: Lease | None) -> None:
+        """Replace the toxic's lease (None: no lease); the old timer is cancelled."""
+        old = self.toxic_leases.pop(name, None)
+        if old is not None:
+            old.cancel()
+        if lease is not None:
+            self.toxic_leases[name] = lease
+
+    def set_disabled_lease(self, lease: Lease | None) -> None:
+        old, self.disabled_lease = self.disabled_lease, lease
+        if old is not None:
+            old.cancel()
+
+    def cancel_leases(self) -> None:
+        for name in list(self.toxic_leases):
+            self.set_toxic_lease(name, None)
+        self.set_disabled_lease(None)
 
 
 def _check(policy: AddressPolicy, spec: ProxySpec) -> None:
@@ -175,10 +218,13 @@ def _check(policy: AddressPolicy, spec: ProxySpec) -> None:
 class ProxyCollection:
     """All proxies by name. Changes are serialised, so two requests never race on one name or port."""
 
-    def __init__(self, policy: AddressPolicy | None = None) -> None:
+    def __init__(self, policy: AddressPolicy | None = None, *, default_lease_s: float | None = None) -> None:
         self.policy = policy or AddressPolicy()
         self.proxies: dict[str, Proxy] = {}
+        # The lease every fault gets when its request names none (None: such faults stay, as in Toxiproxy).
+        self.default_lease_s = None if default_lease_s is None else check_lease_s(default_lease_s)
         self._lock: asyncio.Lock | None = None
+        self._expiries: set[asyncio.Task[None]] = set()
 
     @property
     def lock(self) -> asyncio.Lock:
@@ -194,6 +240,7 @@ class ProxyCollection:
 
     async def create(self, body: object) -> Proxy:
         spec = parse_proxy_spec(body)
+        refuse_lease(body, "when creating a proxy")
         async with self.lock:
             if spec.name in self.proxies:
                 raise PROXY_ALREADY_EXISTS
@@ -211,6 +258,8 @@ class ProxyCollection:
         if not isinstance(body, list):
             raise BAD_REQUEST_BODY.joined("expected a JSON array of proxies")
         specs = [parse_proxy_spec(item, position=index + 1) for index, item in enumerate(body)]
+        for item in body:
+            refuse_lease(item, "in /populate")
         names = [spec.name for spec in specs]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -226,6 +275,7 @@ class ProxyCollection:
                     continue
                 if existing is not None:
                     await existing.stop()
+                    existing.cancel_leases()
                     del self.proxies[spec.name]
                 proxy = Proxy(spec, self.policy)
                 try:
@@ -253,13 +303,26 @@ class ProxyCollection:
             current = ProxySpec(proxy.name, proxy.listen, proxy.upstream, proxy.enabled)
             spec = parse_proxy_spec(body, defaults=current)
             _check(self.policy, spec)
+            asked_down = isinstance(body, dict) and body.get("enabled") is False
+            lease_s = parse_lease(body) if isinstance(body, dict) else None  # (parse_proxy_spec wants a dict)
+            if spec.enabled and lease_s is not None:
+                raise ApiError(
+                    f'bad request body: {LEASE_FIELD} applies to a disabled proxy; send "enabled": false with it',
+                    400,
+                )
+            if lease_s is None and asked_down and proxy.disabled_lease is None:
+                lease_s = self.default_lease_s  # a new "down" fault; re-posting one keeps its lease
             if spec.listen != proxy.listen or spec.upstream != proxy.upstream:
                 await proxy.stop()  # a new address drops live connections, as in Toxiproxy
                 proxy.listen, proxy.upstream = spec.listen, spec.upstream
             if spec.enabled:
-                await proxy.start()
+                await proxy.start()  # which ends any lease on the disabled state
             else:
                 await proxy.stop()
+                if lease_s is not None:
+                    lease = self._lease(lease_s, functools.partial(self._disabled_lease_ended, proxy))
+                    proxy.set_disabled_lease(lease)
+                    log.info("proxy %s: disabled, leased for %gs from now", proxy.name, lease_s)
             return proxy
 
     async def delete(self, name: str) -> None:
@@ -267,12 +330,14 @@ class ProxyCollection:
             proxy = self.get(name)
             await proxy.stop()
             proxy.remove_all_toxics()
+            proxy.cancel_leases()
             del self.proxies[name]
 
     async def reset(self) -> None:
-        """Enable every proxy and remove every toxic."""
+        """Enable every proxy and remove every toxic (and with them every lease)."""
         async with self.lock:
             for proxy in self.proxies.values():
+                proxy.cancel_leases()  # first, so a proxy that cannot listen again keeps no timer either
                 await proxy.start()
                 proxy.remove_all_toxics()
 
@@ -281,4 +346,71 @@ class ProxyCollection:
             for proxy in self.proxies.values():
                 await proxy.stop()
                 proxy.remove_all_toxics()
+                proxy.cancel_leases()
             self.proxies.clear()
+            for task in list(self._expiries):
+                task.cancel()  # each is waiting for this lock, and finds its proxy gone anyway
+
+    # -- toxics, with their leases (called under `lock`) -----------------------------------------------
+    def add_toxic(self, proxy: Proxy, body: object) -> Toxic:
+        """`POST /proxies/{proxy}/toxics`: Toxiproxy's add, plus the lease (`lease_s`, else the default)."""
+        lease_s = parse_lease(body) if isinstance(body, dict) else None  # checked before anything changes
+        toxic = proxy.add_toxic(body)
+        if lease_s is None:
+            lease_s = self.default_lease_s
+        if lease_s is not None:
+            proxy.set_toxic_lease(toxic.name, self._toxic_lease(proxy, toxic.name, lease_s))
+            log.info("proxy %s: toxic %s leased for %gs", proxy.name, toxic.name, lease_s)
+        return toxic
+
+    def update_toxic(self, proxy: Proxy, name: str, body: object) -> Toxic:
+        """`POST /proxies/{proxy}/toxics/{toxic}`: Toxiproxy's update; `lease_s` renews the lease from now.
+
+        A body with nothing but `lease_s` only renews: the toxic's connections keep their runtimes and
+        toxicity rolls, which a Toxiproxy update would replace."""
+        lease_s = parse_lease(body) if isinstance(body, dict) else None
+        renewal_only = (
+            isinstance(body, dict)
+            and lease_s is not None
+            and body.get("attributes") is None
+            and body.get("toxicity") is None
+        )
+        toxic = proxy.toxic(name) if renewal_only else proxy.update_toxic(name, body)
+        if lease_s is not None:
+            proxy.set_toxic_lease(name, self._toxic_lease(proxy, name, lease_s))
+            log.info("proxy %s: toxic %s leased for %gs from now", proxy.name, name, lease_s)
+        return toxic
+
+    # -- lease expiry ----------------------------------------------------------------------------------
+    def _lease(self, duration_s: float, on_expiry: Callable[[Lease], Coroutine[Any, Any, None]]) -> Lease:
+        def expired(lease: Lease) -> None:
+            # A timer callback cannot await the lock; the task does, so an expiry never interleaves with a
+            # request that is half way through changing the same proxy.
+            task = asyncio.get_running_loop().create_task(on_expiry(lease))
+            self._expiries.add(task)
+            task.add_done_callback(self._expiries.discard)
+
+        return Lease(asyncio.get_running_loop(), duration_s, expired)
+
+    def _toxic_lease(self, proxy: Proxy, name: str, duration_s: float) -> Lease:
+        return self._lease(duration_s, functools.partial(self._toxic_lease_ended, proxy, name))
+
+    async def _toxic_lease_ended(self, proxy: Proxy, name: str, lease: Lease) -> None:
+        async with self.lock:
+            if self.proxies.get(proxy.name) is not proxy or proxy.toxic_leases.get(name) is not lease:
+                return  # removed, renewed or reset while this waited for the lock
+            log.warning("proxy %s: lease of toxic %s ended (%gs): removing it", proxy.name, name, lease.duration_s)
+            proxy.remove_toxic(name)
+
+    async def _disabled_lease_ended(self, proxy: Proxy, lease: Lease) -> None:
+        async with self.lock:
+            if self.proxies.get(proxy.name) is not proxy or proxy.disabled_lease is not lease:
+                return
+            log.warning("proxy %s: lease of its disabled state ended (%gs): enabling it", proxy.name, lease.duration_s)
+            try:
+                await proxy.start()
+            except ApiError as error:
+                # Its port was taken meanwhile: a broken proxy must not stay down silently, so keep trying.
+                log.error("proxy %s: cannot enable it (%s); trying again in %gs", proxy.name, error, REENABLE_RETRY_S)
+                retry = self._lease(REENABLE_RETRY_S, functools.partial(self._disabled_lease_ended, proxy))
+                proxy.set_disabled_lease(retry)

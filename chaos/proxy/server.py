@@ -53,11 +53,14 @@ class FaultProxy:
         *,
         policy: AddressPolicy | None = None,
         proxies: Sequence[dict[str, Any]] = (),
+        default_lease_s: float | None = None,
     ) -> None:
+        """`default_lease_s`: the lease (leases.py) of every toxic and disabled proxy whose request names none;
+        ValueError unless it is > 0 and <= 3600."""
         self.policy = policy or AddressPolicy()
         self.listen = listen
         self.initial_proxies = list(proxies)
-        self.collection = ProxyCollection(self.policy)
+        self.collection = ProxyCollection(self.policy, default_lease_s=default_lease_s)
         self._server: asyncio.Server | None = None
         self._api_connections: set[asyncio.StreamWriter] = set()
         self._address: tuple[str, int] | None = None

@@ -16,20 +16,40 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, Literal, Self
+from typing import Literal, Self
 
 from chaos.lifecycle import ServerError
 from chaos.proxy.client import ProxyHandle, ToxiproxyClient
+from chaos.stack.fleet import Fleet
 
 Dependency = Literal["postgres", "redis"]
 DEPENDENCIES: tuple[Dependency, ...] = ("postgres", "redis")
 DATABASE_NAME = "events"
 
-# What a backend can do beyond the basic contract; a drill states what it needs and asks `supports`, never the
-# backend's class.
-#   rolling-restart  the new service starts beside the old one, so no connection is refused
-#   deploy-checkout  the service can be replaced by another checkout of the code (`code_root`, `application`)
-Capability = Literal["rolling-restart", "deploy-checkout"]
+# What a backend (a throwaway stack, or a deployment described by a target file) can do; a drill states what it
+# needs (`Drill.requires`) and the engine asks `supports`, never the backend's class.
+#   proxy-faults         a fault proxy (Toxiproxy's API) between the service and PostgreSQL and Redis
+#   dependency-process   PostgreSQL's and Redis's servers can be stopped, killed, paused and started again
+#   service-reconfigure  the service can be restarted with another environment (limits, rate limits)
+#   rolling-restart      the new service starts beside the old one, so no connection is refused
+#   deploy-checkout      the service can be replaced by another checkout of the code (`code_root`, `application`)
+#   replicas             several replicas behind a load balancer; one can be killed and restarted
+#   replica-partition    one replica can be cut from PostgreSQL and Redis while the others keep them
+#   image-deploy         a replica can be replaced by one running another image tag
+#   balancer-view        the load balancer's own view of each replica (in rotation or not) can be read
+Capability = Literal[
+    "proxy-faults",
+    "dependency-process",
+    "service-reconfigure",
+    "rolling-restart",
+    "deploy-checkout",
+    "replicas",
+    "replica-partition",
+    "image-deploy",
+    "balancer-view",
+]
+# What every throwaway stack offers: its own fault proxy, its own servers, its own service process.
+THROWAWAY_CAPABILITIES: frozenset[Capability] = frozenset({"proxy-faults", "dependency-process", "service-reconfigure"})
 
 Progress = Callable[[str], None]
 live_stacks: weakref.WeakSet[StackBackend] = weakref.WeakSet()
@@ -56,7 +76,8 @@ class NotCapable(ServerError):
 class StackBackend(ABC):
     """A running PostgreSQL, Redis, fault proxy and service, whose dependencies can be broken on purpose."""
 
-    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    # A class default that an instance may narrow (a deployment offers what its target file's drivers allow).
+    capabilities: frozenset[Capability] = THROWAWAY_CAPABILITIES
 
     # Set by every backend's constructor; `start` and `_step` below rely on them.
     _endpoints: StackEndpoints | None
@@ -137,6 +158,23 @@ class StackBackend(ABC):
         if code_root is not None or application is not None:
             self.require("deploy-checkout")
         self.restart_service(env_overrides)
+
+    @property
+    def fault_leases(self) -> bool:
+        """Whether the fault proxy must honour fault leases (our proxy does; a real Toxiproxy does not, and a
+        target file says `leases = false` for it, accepting faults that stay until removed)."""
+        return True
+
+    @property
+    def behind_balancer(self) -> bool:
+        """Whether the API is reached through a load balancer acting on readiness (a deployment): when every
+        replica is out of rotation the balancer answers 503 NO_READY_REPLICA itself."""
+        return False
+
+    def fleet(self) -> Fleet:
+        """The replicas behind the balancer, for the fleet drills ("replicas"); a throwaway stack has none."""
+        self.require("replicas")
+        raise NotCapable(f"the {type(self).__name__} backend declares replicas but has no fleet")
 
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities

@@ -26,13 +26,14 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Literal
 
 from chaos.lifecycle import ServerError, labelled_directory
 from chaos.proxy import FaultProxy, FaultProxyProcess
 from chaos.proxy.client import ToxiproxyClient
 from chaos.stack.base import (
     DATABASE_NAME,
+    THROWAWAY_CAPABILITIES,
     Capability,
     Dependency,
     Progress,
@@ -59,7 +60,7 @@ class LocalStack(StackBackend):
     """Throwaway local processes: PostgreSQL and Redis servers, the fault proxy (or an external
     Toxiproxy), and the service under hypercorn, all on 127.0.0.1."""
 
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({"rolling-restart", "deploy-checkout"})
+    capabilities: frozenset[Capability] = THROWAWAY_CAPABILITIES | {"rolling-restart", "deploy-checkout"}
 
     def __init__(
         self,

@@ -164,5 +164,6 @@ def test_the_catalog_has_each_scenario_and_unique_names() -> None:
     } <= set(names)
     with pytest.raises(ValueError, match="unknown drill"):
         select(["no-such-drill"])
-    assert [d.name for d in select(["release-*"])] == ["release-bad-config", "release-bad-code"]
+    assert [d.name for d in select(["release-*"])] == ["release-bad-config", "release-bad-code", "release-bad-image"]
+    assert [d.name for d in select(["instance-*"])] == ["instance-killed", "instance-partitioned"]
     assert [d.name for d in select(["redis-down", "db-down"])] == ["db-down", "redis-down"]  # catalog order

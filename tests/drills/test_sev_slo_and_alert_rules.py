@@ -1,5 +1,6 @@
-"""RB-INC-SEV, RB-INC-CADENCE, RB-SLO-BUDGET rules, and RB-OBS-ALERTS: the shipped alert rules pass
-`promtool check rules` and their unit tests, and use the SLO numbers from slo.yml."""
+"""RB-INC-SEV, RB-INC-CADENCE, RB-SLO-BUDGET rules, and RB-OBS-ALERTS: the shipped alert rules (production timing)
+and their drill-clock variant pass `promtool check rules` and their unit tests, and use the SLO numbers from
+slo.yml (tests/drills/test_alert_clock.py holds the variant to the production file)."""
 
 from __future__ import annotations
 
@@ -67,24 +68,36 @@ def promtool() -> str:
     return found
 
 
-def test_alert_rules_pass_promtool_check_and_unit_tests() -> None:
+RULE_FILES = pytest.mark.parametrize(
+    ("rules_file", "tests_file"),
+    [
+        ("events-api.rules.yml", "events-api.rules.test.yml"),  # production timing
+        ("events-api.drill.rules.yml", "events-api.drill.rules.test.yml"),  # the drill clock (generated)
+    ],
+)
+
+
+@RULE_FILES
+def test_alert_rules_pass_promtool_check_and_unit_tests(rules_file: str, tests_file: str) -> None:
     check = subprocess.run(
-        [promtool(), "check", "rules", "events-api.rules.yml"], cwd=ALERTS, capture_output=True, text=True, check=False
+        [promtool(), "check", "rules", rules_file], cwd=ALERTS, capture_output=True, text=True, check=False
     )
     assert check.returncode == 0, check.stdout + check.stderr
     tests = subprocess.run(
-        [promtool(), "test", "rules", "events-api.rules.test.yml"],
+        [promtool(), "test", "rules", tests_file],
         cwd=ALERTS,
         capture_output=True,
         text=True,
         check=False,
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert f"- {rules_file}" in (ALERTS / tests_file).read_text(), "the tests load the rules file beside them"
 
 
-def test_alert_rules_use_the_slo_numbers() -> None:
+@RULE_FILES
+def test_alert_rules_use_the_slo_numbers(rules_file: str, tests_file: str) -> None:
     slo = objectives()
-    rules = yaml.safe_load((ALERTS / "events-api.rules.yml").read_text())
+    rules = yaml.safe_load((ALERTS / rules_file).read_text())
     by_name = {rule.get("alert") or rule.get("record"): rule for group in rules["groups"] for rule in group["rules"]}
     availability_budget = round(1 - slo.availability_target, 6)
     latency_budget = round(1 - slo.latency_target, 6)

@@ -1,8 +1,9 @@
 """docker-compose.prod.yml, the Dockerfile and the CI override, read as files (RB-OPS-COMPOSE; no Docker needed).
 
 What compose does with them for real (healthy stack, migration, refusal without secrets) is tested by
-tests/service/test_compose_prod.py on a Docker engine. Here: the structure the runbook asks for, the secrets
-without defaults, ports on 127.0.0.1 only, every container locked down and limited, and compose's variable
+tests/service/test_compose_prod.py on a Docker engine, and the chaos overlay (docker-compose.chaos.yml, whose
+structure is checked here too) by tests/deployment/test_deployment.py. Here: the structure the runbook asks for,
+the secrets without defaults, ports on 127.0.0.1 only, every container locked down and limited, and compose's variable
 interpolation applied by a small model of it. The last part runs what the `migrate` service runs after the
 migration, `python -m migrations.api_role`, against a throwaway PostgreSQL: the API's least-privileged role,
 and the service working with nothing more.
@@ -10,6 +11,8 @@ and the service working with nothing more.
 
 from __future__ import annotations
 
+import argparse
+import ast
 import asyncio
 import json
 import os
@@ -39,6 +42,8 @@ COMPOSE = REPO / "docker-compose.prod.yml"
 CI_OVERRIDE = REPO / "chaos" / "stack" / "images" / "compose.ci.yml"
 DOCKERFILE = REPO / "Dockerfile"
 BALANCER = REPO / "deploy" / "haproxy"
+CHAOS_OVERLAY = REPO / "docker-compose.chaos.yml"
+CHAOS_IMAGES = REPO / "deploy" / "chaos"
 SECRETS = ("POSTGRES_PASSWORD", "API_KEY", "JWT_SECRET")
 GOOD_SECRETS = {"POSTGRES_PASSWORD": "pw0123456789", "API_KEY": "k" * 20, "JWT_SECRET": "j" * 40}
 SERVICES = ("postgres", "redis", "migrate", "api", "lb")
@@ -106,10 +111,16 @@ def _interpolated(value: Any, env: dict[str, str]) -> Any:
     return value
 
 
+# Service keys whose lists compose merges (the override's items added to the base's) instead of replacing.
+MERGED_LISTS = {"ports", "networks", "expose", "dns", "dns_search", "tmpfs", "cap_add", "cap_drop", "security_opt"}
+
+
 def _merge(into: dict[str, Any], other: dict[str, Any]) -> None:
     for key, value in other.items():
         if isinstance(value, dict) and isinstance(into.get(key), dict):
             _merge(into[key], value)
+        elif key in MERGED_LISTS and isinstance(value, list) and isinstance(into.get(key), list):
+            into[key] = into[key] + [item for item in value if item not in into[key]]
         else:
             into[key] = value
 
@@ -269,7 +280,8 @@ def _balancer_directives() -> list[str]:
 def test_the_balancer_routes_by_readiness() -> None:
     directives = _balancer_directives()
     assert "http-check send meth GET uri /health/ready ver HTTP/1.1 hdr Host lb" in directives
-    assert "http-check expect status 200" in directives
+    # 200, or degraded on Redis alone (the service serves on in-process limits then); nothing else.
+    assert any(d.startswith('http-check expect rstring "\\"status\\": ?\\"ready\\"|') for d in directives)
     defaults = next(line for line in directives if line.startswith("default-server"))
     words = defaults.split()
     # out after one failed check (a 503: degraded, draining, schema), back after two good ones, every second
@@ -461,6 +473,225 @@ def test_image_choice_prefers_what_the_engine_has() -> None:
     assert docker_images.resolve("postgres", lambda image: image == postgres.local) == postgres.local
     assert docker_images.resolve("postgres", lambda image: False) == postgres.public  # pulled where possible
     assert not docker_images.available("postgres", lambda image: False)
+
+
+# -- the chaos overlay: docker-compose.chaos.yml beside the production file ---------------------------------------
+
+# What the overlay may set on the production file's services; everything else of theirs stays as it is.
+OVERLAY_CHANGES = {
+    "postgres": {"ports", "networks"},
+    "migrate": {"command"},
+    "api": {"environment", "networks", "depends_on"},
+    "lb": {"ports"},
+}
+OVERLAY_SERVICES = ("faultproxy", "prometheus")
+
+
+@pytest.fixture(scope="module")
+def overlay() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(CHAOS_OVERLAY.read_text())
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def with_overlay() -> dict[str, Any]:
+    return load(dict(GOOD_SECRETS), COMPOSE, CHAOS_OVERLAY)
+
+
+def fault_proxies(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The proxies the fault proxy creates at start (its FAULT_PROXIES environment), by name."""
+    return {proxy["name"]: proxy for proxy in json.loads(service["environment"]["FAULT_PROXIES"])}
+
+
+def test_the_overlay_changes_nothing_in_the_production_file_but_what_it_adds(
+    overlay: dict[str, Any], raw: dict[str, Any], rendered: dict[str, Any], with_overlay: dict[str, Any]
+) -> None:
+    assert set(overlay) == {"services", "networks", "volumes"}
+    assert set(overlay["services"]) == set(OVERLAY_CHANGES) | set(OVERLAY_SERVICES)
+    for name, keys in OVERLAY_CHANGES.items():
+        assert set(overlay["services"][name]) == keys, name
+        merged, production = with_overlay["services"][name], rendered["services"][name]
+        for key in production.keys() - keys:
+            assert merged[key] == production[key], (name, key)
+    # new networks and volumes only, none of the production file's redefined
+    assert not set(overlay["networks"]) & set(raw["networks"])
+    assert not set(overlay["volumes"]) & set(raw["volumes"])
+    # the API's environment: REDIS_URL alone is overridden
+    assert set(overlay["services"]["api"]["environment"]) == {"REDIS_URL"}
+    # the production networks stay on every service, the overlay's only add to them
+    for name in OVERLAY_CHANGES.keys() & {"postgres", "api"}:
+        assert set(rendered["services"][name]["networks"]) <= set(overlay["services"][name]["networks"]), name
+    # the secrets are still required, and the overlay requires nothing more
+    assert set(re.findall(r"\$\{(\w+):?\?", CHAOS_OVERLAY.read_text())) == set()
+    with pytest.raises(MissingVariable, match=r"^API_KEY: "):
+        load({**GOOD_SECRETS, "API_KEY": ""}, COMPOSE, CHAOS_OVERLAY)
+
+
+def test_the_overlay_migrate_command_is_the_production_one_with_the_proxy_as_url_host(
+    raw: dict[str, Any], overlay: dict[str, Any]
+) -> None:
+    production, chaos = migrate_steps(raw["services"]["migrate"]), migrate_steps(overlay["services"]["migrate"])
+    assert chaos[0] == production[0]
+    assert chaos[1][: len(production[1])] == production[1]
+    assert chaos[1][len(production[1]) :] == ["--url-host", "faultproxy:15432"]
+
+
+def test_the_overlay_publishes_only_on_loopback(with_overlay: dict[str, Any]) -> None:
+    published = {name: service.get("ports", []) for name, service in with_overlay["services"].items()}
+    assert {name for name, ports in published.items() if ports} == {"lb", "faultproxy", "prometheus", "postgres"}
+    for name, ports in published.items():
+        for port in ports:
+            assert isinstance(port, str)
+            assert port.startswith("127.0.0.1:"), (name, port)
+    assert published["lb"] == ["127.0.0.1:8000:8080", "127.0.0.1:8404:8404"]
+    ports = {
+        "API_PORT": "1",
+        "FAULT_PROXY_PORT": "2",
+        "CHAOS_PG_PORT": "3",
+        "PROMETHEUS_PORT": "4",
+        "LB_STATS_PORT": "5",
+    }
+    chosen = load({**GOOD_SECRETS, **ports}, COMPOSE, CHAOS_OVERLAY)["services"]
+    assert chosen["lb"]["ports"] == ["127.0.0.1:1:8080", "127.0.0.1:5:8404"]
+    assert chosen["faultproxy"]["ports"] == ["127.0.0.1:2:8474"]
+    assert chosen["postgres"]["ports"] == ["127.0.0.1:3:5432"]
+    assert chosen["prometheus"]["ports"] == ["127.0.0.1:4:9090"]
+
+
+def test_the_production_file_does_not_publish_the_stats_page(rendered: dict[str, Any]) -> None:
+    assert rendered["services"]["lb"]["ports"] == ["127.0.0.1:8000:8080"]
+    directives = _balancer_directives()
+    stats = directives[directives.index("frontend stats") : directives.index("frontend api")]
+    assert "bind :8404" in stats
+    assert "stats uri /stats" in stats
+    assert "stats show-legends" in stats  # the CSV's addr column: which replica each slot holds
+    assert not [line for line in stats if line.startswith(("stats admin", "stats refresh", "stats auth"))]
+
+
+def test_the_replicas_reach_their_dependencies_only_through_the_fault_proxy(with_overlay: dict[str, Any]) -> None:
+    services = with_overlay["services"]
+    proxies = fault_proxies(services["faultproxy"])
+    assert {name: proxy["upstream"] for name, proxy in proxies.items()} == {
+        "postgres": "postgres:5432",
+        "redis": "redis:6379",
+    }
+    assert all(proxy["enabled"] for proxy in proxies.values())
+    redis_url = httpx.URL(services["api"]["environment"]["REDIS_URL"])
+    assert f"{redis_url.host}:{redis_url.port}" == "faultproxy:" + proxies["redis"]["listen"].rpartition(":")[2]
+    role = migrate_steps(services["migrate"])[1]
+    assert role[role.index("--url-host") + 1] == "faultproxy:" + proxies["postgres"]["listen"].rpartition(":")[2]
+    command = " ".join(services["faultproxy"]["command"])
+    assert "--allow-upstream postgres --allow-upstream redis" in command
+    assert services["api"]["depends_on"]["faultproxy"] == {"condition": "service_healthy"}
+    # A replica cut from `backend` reaches neither the proxy nor a dependency: they share no other network.
+    api_networks = set(services["api"]["networks"])
+    for name in ("faultproxy", "postgres", "redis"):
+        assert api_networks & set(services[name]["networks"]) == {"backend"}, name
+    # ... and the harness reaches each replica on `chaos`, which Prometheus scrapes on
+    assert "chaos" in api_networks
+    assert services["prometheus"]["networks"] == ["chaos"]
+    for network in ("chaos", "harness"):
+        assert not with_overlay["networks"][network].get("internal"), network  # this host reaches it
+    assert with_overlay["networks"]["backend"] == {"internal": True}
+    assert with_overlay["networks"]["edge"]["internal"] is True
+
+
+def test_prometheus_discovers_the_replicas_and_evaluates_the_shipped_rules(with_overlay: dict[str, Any]) -> None:
+    config = yaml.safe_load((CHAOS_IMAGES / "prometheus.yml").read_text())
+    assert config["global"]["scrape_interval"] == "1s"
+    assert config["global"]["evaluation_interval"] == "1s"
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == "events-api"
+    assert job["dns_sd_configs"] == [{"names": ["api"], "type": "A", "port": 8000, "refresh_interval": "1s"}]
+    assert "static_configs" not in job  # service discovery, not a fixed list
+    assert config["rule_files"] == ["/etc/prometheus/rules/@RULES@"]
+    prometheus = with_overlay["services"]["prometheus"]
+    assert "./service/alerts:/etc/prometheus/rules:ro" in prometheus["volumes"]
+    assert prometheus["environment"]["PROMETHEUS_RULES"] == "events-api.rules.yml"
+    assert (REPO / "service" / "alerts" / prometheus["environment"]["PROMETHEUS_RULES"]).is_file()
+    chosen = load({**GOOD_SECRETS, "PROMETHEUS_RULES": "other.rules.yml"}, COMPOSE, CHAOS_OVERLAY)
+    assert chosen["services"]["prometheus"]["environment"]["PROMETHEUS_RULES"] == "other.rules.yml"
+    entrypoint = (CHAOS_IMAGES / "prometheus-entrypoint.sh").read_text()
+    assert "s|@RULES@|$rules|" in entrypoint
+    assert "exec prometheus" in entrypoint
+
+
+@pytest.mark.parametrize("name", OVERLAY_SERVICES)
+def test_the_overlay_containers_are_locked_down_and_limited(with_overlay: dict[str, Any], name: str) -> None:
+    service = with_overlay["services"][name]
+    assert service["cap_drop"] == ["ALL"]
+    assert not service.get("cap_add")
+    assert not service.get("privileged")
+    assert "no-new-privileges:true" in service["security_opt"]
+    assert service["read_only"] is True
+    memory = size_in_bytes(service["mem_limit"])
+    assert 64 * 2**20 <= memory <= 2 * 2**30
+    assert size_in_bytes(service["memswap_limit"]) == memory
+    assert 16 <= service["pids_limit"] <= 1024
+    assert service["healthcheck"]["test"][0] == "CMD"
+
+
+def _dockerfile(path: Path) -> list[list[str]]:
+    return [line.split(None, 1) for line in path.read_text().splitlines() if line and not line.startswith((" ", "#"))]
+
+
+def test_the_overlay_images_build_on_a_base_image_argument_and_run_unprivileged() -> None:
+    faultproxy = _dockerfile(CHAOS_IMAGES / "faultproxy.Dockerfile")
+    assert faultproxy[:2] == [["ARG", "BASE_IMAGE=python:3.11-slim"], ["FROM", "${BASE_IMAGE}"]]
+    assert ["USER", "65534:65534"] in faultproxy
+    prometheus = _dockerfile(CHAOS_IMAGES / "prometheus.Dockerfile")
+    assert prometheus[:2] == [["ARG", "BASE_IMAGE=debian:bookworm-slim"], ["FROM", "${BASE_IMAGE}"]]
+    assert ["USER", "prometheus"] in prometheus
+    assert (
+        "apt-get install -y --no-install-recommends prometheus" in (CHAOS_IMAGES / "prometheus.Dockerfile").read_text()
+    )
+    override: dict[str, Any] = yaml.safe_load((CHAOS_IMAGES / "compose.ci.yml").read_text())
+    assert override == {
+        "services": {
+            "faultproxy": {"build": {"args": {"BASE_IMAGE": docker_images.IMAGES["python"].local}}},
+            "prometheus": {"build": {"args": {"BASE_IMAGE": docker_images.LOCAL_BASE_IMAGE}}},
+        }
+    }
+
+
+def _first_party_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_the_fault_proxy_image_holds_everything_the_proxy_imports_and_nothing_else() -> None:
+    copied = [parts[1].split() for parts in _dockerfile(CHAOS_IMAGES / "faultproxy.Dockerfile") if parts[0] == "COPY"]
+    sources = {source for words in copied for source in words[:-1]}
+    assert sources == {"chaos/__init__.py", "chaos/lifecycle.py", "chaos/proxy"}
+    in_image = {"chaos", "chaos.lifecycle"} | {
+        "chaos.proxy" + ("" if path.stem == "__init__" else f".{path.stem}")
+        for path in (REPO / "chaos" / "proxy").glob("*.py")
+    }
+    # what `python -m chaos.proxy` imports, followed from module to module
+    seen, pending = set(), ["chaos.proxy.__main__", "chaos.proxy"]
+    while pending:
+        module = pending.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        path = REPO / Path(*module.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        for name in _first_party_imports(path):
+            if name.split(".")[0] == "chaos":
+                if name in in_image or name.rpartition(".")[0] in in_image:
+                    pending.append(name if name in in_image else name.rpartition(".")[0])
+                else:
+                    pytest.fail(f"{module} imports {name}, which the fault proxy image does not copy")
+            else:
+                # the standard library only; uvloop is optional (event_loop_factory falls back to asyncio)
+                assert name.split(".")[0] in sys.stdlib_module_names | {"uvloop"}, f"{module} imports {name}"
+    assert "chaos.proxy.client" not in seen  # toxiproxy-python's client is for the harness, not the server
 
 
 # -- the API's database role: `python -m migrations.api_role`, as the `migrate` service runs it ------------------
@@ -675,6 +906,47 @@ def test_a_rerun_keeps_the_password_and_takes_back_whatever_was_added(api_databa
     assert sql(owner_url, "SELECT 1 FROM pg_auth_members WHERE member = $1", role["oid"]) == []
     assert not sql(owner_url, "SELECT has_schema_privilege($1, 'public', 'CREATE') AS c", ROLE)[0]["c"]
     assert sql(before.strip(), "SELECT count(*) AS n FROM events")[0]["n"] >= 0  # the kept password still works
+
+
+def test_the_url_host_option_names_where_the_api_reaches_the_server() -> None:
+    owner = "postgresql://events:pw@postgres:5432/events?sslmode=disable"
+    assert api_role.api_url(owner, ROLE, "secret") == f"postgresql://{ROLE}:secret@postgres:5432/events?sslmode=disable"
+    via_proxy = api_role.api_url(owner, ROLE, "secret", "faultproxy:15432")
+    assert via_proxy == f"postgresql://{ROLE}:secret@faultproxy:15432/events?sslmode=disable"
+    for good in ("faultproxy:15432", "10.0.0.7:5432", "[::1]:5432", "db.internal.example:6432"):
+        assert api_role.url_host(good) == good
+    for bad in ("faultproxy", "faultproxy:0", "faultproxy:65536", "user@host:5432", "host:5432/db", ":5432", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            api_role.url_host(bad)
+
+
+def test_a_rerun_with_url_host_rewrites_the_url_and_keeps_the_password(
+    api_database: tuple[str, Path], tmp_path: Path
+) -> None:
+    owner_url, url_file = api_database
+    before = httpx.URL(url_file.read_text().strip())
+    owner = httpx.URL(owner_url)
+    # `localhost` instead of 127.0.0.1: another name for the same server, as faultproxy:15432 is in the overlay
+    result = make_api_role(owner_url, url_file, "--url-host", f"localhost:{owner.port}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "written; password kept" in result.stdout
+    after = httpx.URL(url_file.read_text().strip())
+    assert (after.host, after.port, after.password, after.path) == (
+        "localhost",
+        owner.port,
+        before.password,
+        owner.path,
+    )
+    assert stat.S_IMODE(url_file.stat().st_mode) == 0o400
+    assert sql(str(after), "SELECT current_user AS user")[0]["user"] == ROLE
+    refused = make_api_role(owner_url, tmp_path / "url", "--url-host", "no-port")
+    assert refused.returncode == 2
+    assert "expected HOST:PORT" in refused.stderr
+    assert not (tmp_path / "url").exists()
+    # back to the owner's host and port for the tests after this one
+    restored = make_api_role(owner_url, url_file)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert httpx.URL(url_file.read_text().strip()) == before
 
 
 def test_a_lost_url_file_gets_a_new_password_and_the_old_one_stops_working(

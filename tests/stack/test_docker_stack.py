@@ -93,7 +93,9 @@ def test_the_service_runs_the_image_as_a_non_root_user(stack: DockerStack) -> No
 
 
 class TestDockerStackContract(StackContract[DockerStack]):
-    declared_capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    declared_capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {"proxy-faults", "dependency-process", "service-reconfigure"}
+    )
 
     def dependency_state(self, stack: DockerStack, name: Dependency) -> str:
         container = stack.container(name)

@@ -64,7 +64,9 @@ def test_the_service_reaches_the_local_servers_through_the_proxies(stack: LocalS
 
 
 class TestLocalStackContract(StackContract[LocalStack]):
-    declared_capabilities: ClassVar[frozenset[Capability]] = frozenset({"rolling-restart", "deploy-checkout"})
+    declared_capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {"proxy-faults", "dependency-process", "service-reconfigure", "rolling-restart", "deploy-checkout"}
+    )
 
     def dependency_state(self, stack: LocalStack, name: Dependency) -> str:
         pid = stack.server(name).pid

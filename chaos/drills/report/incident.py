@@ -12,7 +12,8 @@ from typing import Any
 
 from chaos.drills.model import SCENARIO_TEMPLATE
 from chaos.drills.prometheus import AlertInterval
-from chaos.drills.result import DrillResult, drill_time
+from chaos.drills.report import fleet_view
+from chaos.drills.result import DrillResult, alert_clock_label, drill_time
 from chaos.drills.sev import SEV_REPORT_FIELDS, Severity
 from chaos.drills.slo import objectives
 
@@ -28,6 +29,7 @@ def summary(result: DrillResult) -> dict[str, Any]:
     budget = result.budget()
     detection = result.first_failure_signal()
     alert = result.first_alert()
+    production_alert = result.first_alert_production_equivalent()
     impact = result.impact()
     template, scenario_field = SCENARIO_TEMPLATE[drill.scenario]
     start, end = result.fault_window
@@ -59,6 +61,9 @@ def summary(result: DrillResult) -> dict[str, Any]:
             "detection_signal": detection[1] if detection else None,
             "detection_alert_s": round(alert[0], 3) if alert else None,
             "detection_alert": alert[1] if alert else None,
+            # The rules' clock: 1 = production timing; N = the drill variant, N times faster (alert_clock).
+            "detection_alert_clock_factor": production_alert[1] if production_alert else None,
+            "detection_alert_production_equivalent_s": round(production_alert[0], 1) if production_alert else None,
             "recovery_s": round(value, 3) if (value := result.recovery_s()) is not None else None,
             "alerts_resolved_s": round(value, 3) if (value := result.alerts_resolved_s()) is not None else None,
             "alerts": [
@@ -87,6 +92,10 @@ def summary(result: DrillResult) -> dict[str, Any]:
             "fields": sev_update(result, severity),
         },
         "changelog_entry": changelog_entry(result) if drill.scenario == "release" else None,
+        "target": result.target,
+        "aborted": result.aborted,
+        "measurements": result.measurements,
+        "load_balancer": fleet_view.balancer_data(result),
         # Probe times: `at` on the report's origin (T0, the fault injection; the drill's start if no fault was
         # injected), `t` on the drill clock; the console prints the same values (chaos.drills.result.drill_time).
         "time_origin": "fault injected" if "fault injected" in result.marks else "drill started",
@@ -247,6 +256,9 @@ def render_markdown(result: DrillResult, timeline_png: str | None) -> str:
         f"- 심각도 / Severity: **{sev['level']}** — {sev['rule']}",
         f"- 결과 / Verdict: {data['verdict']}" + (f": {result.failures[0]}" if result.failures else ""),
         f"- Requirements: {', '.join(drill.requirements)}",
+        *([line] if (line := fleet_view.target_line(result)) else []),
+        *([f"- 중단 / Aborted: {result.aborted}"] if result.aborted else []),
+        *fleet_view.measurement_lines(result),
         "",
         "## 영향 / Impact",
         "",
@@ -283,7 +295,7 @@ def render_markdown(result: DrillResult, timeline_png: str | None) -> str:
         "|---|---|",
         f"| first failing readiness/API answer ({rv['detection_signal'] or 'none'}) | "
         f"{_t_rel(rv['detection_signal_s'])} |",
-        f"| first alert firing ({rv['detection_alert'] or 'none'}) | {_t_rel(rv['detection_alert_s'])} |",
+        f"| first alert firing ({rv['detection_alert'] or 'none'}) | {_alert_time(rv, relative=True)} |",
         *[f"| {name} | T{value:+.2f} s |" for name, value in rv["marks"].items() if name != "fault injected"],
     ]
     durability = rv["durability"]
@@ -296,7 +308,7 @@ def render_markdown(result: DrillResult, timeline_png: str | None) -> str:
     budget = data["error_budget"]
     lines += [
         "",
-        f"MTTD {_seconds(rv['detection_signal_s'])} (readiness/API) / {_seconds(rv['detection_alert_s'])} (alert) · "
+        f"MTTD {_seconds(rv['detection_signal_s'])} (readiness/API) / {_alert_time(rv, relative=False)} (alert) · "
         f"MTTR {_seconds(rv['recovery_s'])} (alerts resolved {_seconds(rv['alerts_resolved_s'])}) · error budget "
         f"consumed {budget['availability_consumed']:.3%} (availability), {budget['latency_consumed']:.3%} (latency) "
         f"of {budget['slo']} — {budget['status']}",
@@ -324,8 +336,8 @@ def render_markdown(result: DrillResult, timeline_png: str | None) -> str:
             data["changelog_entry"].rstrip(),
             "```",
         ]
+    lines += ["", *fleet_view.balancer_section(result)]
     lines += [
-        "",
         "## SEV 보고 / SEV update skeleton",
         "",
         *render_sev_update(sev["level"], data["sev_report"]["fields"]),
@@ -361,6 +373,15 @@ def render_sev_update(level: str, fields: list[dict[str, str]]) -> list[str]:
 
 def _t_rel(value: float | None) -> str:
     return f"T{value:+.2f} s" if value is not None else "—"
+
+
+def _alert_time(rv: dict[str, Any], *, relative: bool) -> str:
+    """The first alert's time, with its production-equivalent when the drill variant of the rules fired it."""
+    measured: float | None = rv["detection_alert_s"]
+    if measured is None:
+        return "—"
+    label = alert_clock_label(measured, rv["detection_alert_clock_factor"] or 1)
+    return f"T+{label}" if relative else label
 
 
 def write_reports(result: DrillResult, directory: Path, timeline_png: Path | None) -> tuple[Path, Path]:

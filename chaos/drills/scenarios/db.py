@@ -6,7 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from chaos.drills import probes
-from chaos.drills.actions import FaultActions, proxy_down, restore_dependencies, server_action, toxic
+from chaos.drills.actions import (
+    PROXY_FAULTS,
+    SERVER_FAULTS,
+    FaultActions,
+    proxy_down,
+    restore_dependencies,
+    server_action,
+    toxic,
+)
 from chaos.drills.model import INCIDENT_REQUIREMENTS, Drill, Mitigation, Probe
 
 DB_MITIGATION = Mitigation(
@@ -44,6 +52,7 @@ def _db_drill(
     **extra: Any,
 ) -> Drill:
     inject, remove = inject_remove
+    extra.setdefault("requires", PROXY_FAULTS)
     return Drill(
         name=name,
         title=title,
@@ -105,6 +114,7 @@ DB_DRILLS = (
         "db-hung-sigstop",
         "DB 장애 / database hung (SIGSTOP to every PostgreSQL process)",
         server_action("postgres", "pause", "resume"),
+        requires=SERVER_FAULTS,
         confirmed="SIGSTOP to the postmaster and every backend: nothing answers, sockets stay open",
         fault="hung",
     ),
@@ -112,6 +122,7 @@ DB_DRILLS = (
         "db-crash-restart",
         "DB 장애 / database crash and restart (SIGKILL, then start)",
         server_action("postgres", "kill", "start"),
+        requires=SERVER_FAULTS,
         confirmed="SIGKILL to every PostgreSQL process (a crash), then the server started again",
         fault="down",
         follow_up=(

@@ -222,4 +222,7 @@ OVERLOAD = Drill(
     rollbacks=(_restore_limits,),
     dwell_s=0.5,
     tags={"dependency": "traffic", "fault": "spike"},
+    # The runbook's mitigation rolls out lowered limits: the harness must be able to restart the service with
+    # another environment (a throwaway stack; a deployment's own configuration is the team's).
+    requires=frozenset({"service-reconfigure"}),
 )

@@ -8,7 +8,15 @@ import time
 from typing import Any
 
 from chaos.drills import probes
-from chaos.drills.actions import FaultActions, proxy_down, restore_dependencies, server_action, toxic
+from chaos.drills.actions import (
+    PROXY_FAULTS,
+    SERVER_FAULTS,
+    FaultActions,
+    proxy_down,
+    restore_dependencies,
+    server_action,
+    toxic,
+)
 from chaos.drills.model import INCIDENT_REQUIREMENTS, Drill, DrillContext, Mitigation, Observation, Probe
 
 REDIS_MITIGATION = Mitigation(
@@ -44,6 +52,7 @@ def _redis_drill(
     **extra: Any,
 ) -> Drill:
     inject, remove = inject_remove
+    extra.setdefault("requires", PROXY_FAULTS)
     return Drill(
         name=name,
         title=title,
@@ -77,7 +86,10 @@ def _flap(ctx: DrillContext) -> None:
         deadline = time.monotonic() + FLAP_DURATION_S  # bounded in time
         enabled = True
         while not stop.is_set() and time.monotonic() < deadline:
-            (proxy.disable if enabled else proxy.enable)()
+            if enabled:  # each down phase carries the drill's lease, like every fault (actions.py)
+                proxy.disable(lease_s=ctx.fault_lease_s, require_lease=ctx.stack.fault_leases)
+            else:
+                proxy.enable()
             enabled = not enabled
             stop.wait(FLAP_PERIOD_S)
         proxy.enable()
@@ -135,6 +147,7 @@ REDIS_DRILLS = (
         "redis-hung",
         "Redis/rate_limit_backend 장애 / Redis hung (SIGSTOP)",
         server_action("redis", "pause", "resume"),
+        requires=SERVER_FAULTS,
         confirmed="SIGSTOP to redis-server: connections stay open, nothing answers",
         fault="hung",
     ),

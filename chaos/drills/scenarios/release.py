@@ -344,7 +344,7 @@ RELEASE_BAD_CONFIG = Drill(
     rollbacks=(restore_stack,),
     dwell_s=1.0,
     tags={"dependency": "release", "fault": "config"},
-    requires=frozenset({DEPLOYS_CHECKOUTS}),
+    requires=frozenset({DEPLOYS_CHECKOUTS, "service-reconfigure"}),
 )
 
 
@@ -398,7 +398,7 @@ RELEASE_BAD_CODE = Drill(
     dwell_s=1.0,
     server_errors_expected=True,
     tags={"dependency": "release", "fault": "code+schema"},
-    requires=frozenset({DEPLOYS_CHECKOUTS}),
+    requires=frozenset({DEPLOYS_CHECKOUTS, "service-reconfigure"}),
 )
 
 RELEASE_DRILLS = (RELEASE_BAD_CONFIG, RELEASE_BAD_CODE)

@@ -1,0 +1,1 @@
+"""Tests of the targets a drill runs against and their fault drivers."""
