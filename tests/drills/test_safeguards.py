@@ -7,10 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -128,3 +130,41 @@ def test_sigterm_during_a_drill_rolls_back_and_exits_130(tmp_path: Path) -> None
     assert process.returncode == 130, text
     assert "interrupted (Ctrl-C or SIGTERM): the fault was rolled back" in text
     assert "interrupted: the drill in progress was rolled back" in text
+
+
+def test_operator_mode_measures_the_time_a_person_took_to_mitigate(stack: LocalStack) -> None:
+    """A stand-in for the person on call (a thread) brings the database back 1.5 s after being paged."""
+    from chaos.drills.operator import OperatorPrompt
+
+    prompt = OperatorPrompt(timeout_s=30)
+
+    def operator(ctx: DrillContext) -> float | None:
+        timer = threading.Timer(1.5, lambda: stack.proxy("postgres").enable())
+        timer.start()
+        try:
+            return prompt(ctx)
+        finally:
+            timer.cancel()
+
+    operator_wait: Any = operator
+    operator_wait.timeout_s = prompt.timeout_s
+    lines: list[str] = []
+    result = run_drill(
+        _drill(dwell_s=0.2), stack, prometheus=None, progress=lines.append, pace=Pace(operator=operator_wait)
+    )
+    assert result.passed, result.failures
+    took = result.measurements["operator_time_to_mitigate_s"]
+    assert 1.5 <= took < 15, took
+    assert any("OPERATOR" in line for line in lines)
+    assert result.marks["operator mitigated"] > result.marks["operator paged"]
+
+
+def test_operator_mode_rolls_back_when_nobody_mitigates_in_time(stack: LocalStack) -> None:
+    from chaos.drills.operator import OperatorPrompt
+
+    result = run_drill(
+        _drill(dwell_s=0.2), stack, prometheus=None, progress=_quiet, pace=Pace(operator=OperatorPrompt(timeout_s=2))
+    )
+    assert not result.passed
+    assert "operator: the mitigation was not applied within the time limit; rolled back" in result.failures
+    assert stack.proxy("postgres").enabled
