@@ -5,6 +5,7 @@
     python -m conformance --requirement RB-GUARD-BODY-413   # only the checks of one requirement
     python -m conformance --backend docker -k test_         # the embedded stack as containers
     python -m conformance -- --lf                           # anything after `--` goes to pytest as it is
+    python -m conformance --evidence-from reports           # with the latest drill and gate outcomes
 
 A remote target (--base-url) takes its API key from $API_KEY or --api-key-file PATH (required), and the JWT
 checks its secret from $JWT_SECRET or --jwt-secret-file PATH (without it they are "not applicable"). Before
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos.invocation import program_name
 from chaos.stack import BACKEND_CHOICES, STACK_BACKEND_ENV
 from conformance.secret_options import add_secret_option, parse_without_echo, secret_epilog, secret_from
 from conformance.target import CouldNotRun, precheck
@@ -58,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         ]
     )
     parser = argparse.ArgumentParser(
-        prog="python -m conformance",
+        prog=program_name("conformance"),
         description=__doc__,
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -91,6 +93,16 @@ def _parser() -> argparse.ArgumentParser:
         "--service-command",
         metavar="COMMAND",
         help="how to run the service for start-up checks (default: python -m service)",
+    )
+    parser.add_argument(
+        "--evidence-from",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="for requirements verified by drills or gates, show their latest outcome found in this report "
+        "directory's JUnit files (e.g. reports: drills/*/junit.xml, perf/junit.xml, gates/junit.xml), with date, "
+        "commit and whether it is stale (repeatable; docs/EVIDENCE.md); without it they read 'not checked by "
+        "this run'",
     )
     parser.add_argument("-k", dest="keyword", metavar="EXPRESSION", help="only checks whose names match (pytest -k)")
     parser.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
@@ -133,6 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "junit_family=xunit2",
         "-o",
         "junit_suite_name=runbook-conformance",
+        # Outside a checkout (an installed package, the harness image) no pyproject.toml sets it, and
+        # pytest-asyncio warns on every run without it.
+        "-o",
+        "asyncio_default_fixture_loop_scope=session",
         "-rfEs",
         "-q" if args.quiet else "-v",
         # The precheck has imported httpx, and so anyio, whose pytest plugin pytest can then not rewrite: no
@@ -159,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         pytest_args += ["--base-url", url, "--prechecked"]
     for requirement_id in args.requirement:
         pytest_args += ["--only-requirement", requirement_id]
+    for directory in args.evidence_from:
+        if not Path(directory).is_dir():
+            parser.error(f"--evidence-from {directory}: no such report directory")
+        pytest_args += ["--evidence-from", directory]
     if args.backend:
         pytest_args += ["--backend", args.backend]
     for setting in args.stack_env:

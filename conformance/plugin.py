@@ -1,5 +1,10 @@
 """pytest plugin of the conformance suite: requirement markers, the coverage check, remote-target rules,
-and the requirement matrix (Markdown, JSON; JUnit properties through pytest's --junitxml).
+and the requirement matrix (Markdown, JSON; JUnit properties through pytest's --junitxml: requirement IDs per
+testcase, and the run's commit, dirty, version and target per testsuite, which conformance.evidence reads).
+
+Requirements the registry verifies by drills or gates are not checked by a conformance run: the matrix says so
+("not checked by this run"), or, with `--evidence-from DIR`, shows those harnesses' latest outcome with its date,
+commit and freshness (conformance.evidence) — never a pointer that could be read as an outcome.
 
 Loaded by conformance/checks/conftest.py, so `pytest conformance/checks` and `python -m conformance` behave
 the same.
@@ -10,22 +15,22 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conformance.registry import ID_PATTERN, Registry, RegistryError, load_registry
+from conformance import evidence
+from conformance.junit import FIGURE_PREFIX
+from conformance.provenance import current
+from conformance.registry import ID_PATTERN, Registry, RegistryError, Requirement, load_registry
 from conformance.suite_events import SOURCE_PREFIX, WINDOW_END, WINDOW_START
 
 REQUIREMENT_MARK = "requirement"
 NEEDS_CONTROL_MARK = "needs_control"
 NOT_APPLICABLE = "not applicable to a remote target"
-
-
-FIGURE_PREFIX = "figure:"  # record_property("figure:<what>", value): a measured figure for the report
 
 
 @dataclass
@@ -88,6 +93,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="ID",
         help="run only the checks of this requirement (repeatable); the coverage check then skips conformance",
     )
+    group.addoption(
+        "--evidence-from",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="show the latest drill and gate outcomes found in this report directory's JUnit files (repeatable) "
+        "for the requirements they verify, with date, commit and freshness (docs/EVIDENCE.md)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -98,6 +111,27 @@ def pytest_configure(config: pytest.Config) -> None:
 
 _RESULTS = pytest.StashKey[defaultdict[str, RequirementOutcome]]()
 _REGISTRY = pytest.StashKey[Registry]()
+_EVIDENCE = pytest.StashKey[evidence.Matrix]()
+
+
+def suite_properties(config: pytest.Config) -> dict[str, str]:
+    """What the JUnit testsuite says about this run, as every harness's suite does (conformance.junit)."""
+    provenance = current()
+    return {
+        "commit": provenance.commit,
+        "dirty": "true" if provenance.dirty else "false",
+        "version": provenance.version,
+        "target": config.getoption("base_url") or "embedded stack",
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def junit_suite_properties(
+    record_testsuite_property: Callable[[str, object], None], pytestconfig: pytest.Config
+) -> None:
+    """Stamps --junitxml's testsuite with the run's provenance (a no-op without --junitxml)."""
+    for name, value in suite_properties(pytestconfig).items():
+        record_testsuite_property(name, value)
 
 
 def _drill_names() -> list[str]:
@@ -139,6 +173,15 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if problems:
         raise pytest.UsageError("requirement coverage is incomplete:\n  " + "\n  ".join(problems))
     config.stash[_REGISTRY] = registry
+    evidence_from = [Path(directory) for directory in config.getoption("evidence_from")]
+    if evidence_from:
+        missing = [str(directory) for directory in evidence_from if not directory.exists()]
+        if missing:
+            raise pytest.UsageError(f"--evidence-from: no such report directory: {', '.join(missing)}")
+        try:
+            config.stash[_EVIDENCE] = evidence.build(evidence_from, registry=registry)
+        except ValueError as error:
+            raise pytest.UsageError(f"--evidence-from: {error}") from None
     if config.getoption("base_url"):
         skip = pytest.mark.skip(reason=NOT_APPLICABLE)
         for item in items:
@@ -172,16 +215,47 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-def build_matrix(registry: Registry, results: Mapping[str, RequirementOutcome], target: str) -> dict[str, Any]:
-    rows = []
+NOT_CHECKED = "not checked by this run"
+
+
+def _elsewhere(requirement: Requirement) -> str:
+    """The drills and gates that verify `requirement`, as words: "drill db-down, gate drill-engine"."""
+    return ", ".join([*(f"drill {d}" for d in requirement.drills), *(f"gate {g}" for g in requirement.gates)])
+
+
+def _other_harnesses(requirement: Requirement, found: evidence.Matrix | None) -> tuple[str, list[dict[str, Any]]]:
+    """What the drills and gates say about `requirement`: a summary (their verdict, or that this run did not
+    check them) and their latest evidence (empty without --evidence-from)."""
+    pointers = _elsewhere(requirement)
+    if not pointers:
+        return "", []
+    if found is None:
+        return f"{NOT_CHECKED} (verified by {pointers})", []
+    items = [item for item in found.row(requirement.id).evidence if item.harness is not evidence.Harness.CONFORMANCE]
+    each = ", ".join(
+        f"{item.method.replace(':', ' ', 1)} {'stale ' if item.stale else ''}{item.outcome}" for item in items
+    )
+    return f"{evidence.verdict(items)} ({each})", [item.as_dict() for item in items]
+
+
+def build_matrix(
+    registry: Registry,
+    results: Mapping[str, RequirementOutcome],
+    target: str,
+    found: evidence.Matrix | None = None,
+    evidence_from: Sequence[Path] = (),
+) -> dict[str, Any]:
+    """The run's requirement matrix; `found` (conformance.evidence, from `evidence_from`) adds the drills' and
+    gates' latest outcomes for the requirements they verify."""
+    rows: list[dict[str, Any]] = []
     for requirement in registry.requirements.values():
         result = results.get(requirement.id, RequirementOutcome())
         outcome = result.outcome
+        others, other_evidence = _other_harnesses(requirement, found)
         if not outcome and requirement.by_conformance:
             outcome = "not run (not selected)"  # a full run refuses to start unless every such ID has tests
         elif not outcome:
-            elsewhere = [*(f"drill {d}" for d in requirement.drills), *(f"gate {g}" for g in requirement.gates)]
-            outcome = "verified by " + ", ".join(elsewhere)
+            outcome = others  # the drills' and gates' word, or that this run did not check it
         rows.append(
             {
                 "id": requirement.id,
@@ -191,10 +265,35 @@ def build_matrix(registry: Registry, results: Mapping[str, RequirementOutcome], 
                 "tests": result.tests,
                 "outcome": outcome,
                 "figures": result.figures,
+                "drills_and_gates": others,
+                "evidence": other_evidence,
             }
         )
     failed = [row["id"] for row in rows if row["outcome"] == "FAILED"]
-    return {"target": target, "failed": failed, "requirements": rows}
+    matrix: dict[str, Any] = {"target": target, "provenance": current().as_dict(), "failed": failed}
+    if found is not None:
+        matrix["evidence_from"] = [str(directory) for directory in evidence_from]
+        matrix["evidence_max_age_days"] = found.max_age_days
+        matrix["evidence_failed"] = [
+            row["id"] for row in rows if row["drills_and_gates"].startswith(str(evidence.Verdict.FAILED))
+        ]
+    matrix["requirements"] = rows
+    return matrix
+
+
+def _evidence_cell(row: Mapping[str, Any]) -> str:
+    """The Markdown cell of the drills' and gates' word on a requirement."""
+    if not row.get("drills_and_gates"):
+        return "—"
+    lines = [str(row["drills_and_gates"])]
+    for item in row.get("evidence", ()):
+        name = str(item["method"]).replace(":", " ", 1)
+        if item["at"] is None:
+            lines.append(f"{name}: no evidence")
+            continue
+        stale = f" **STALE** ({item['stale_reason']})" if item["stale"] else ""
+        lines.append(f"{name}: {item['outcome']}, {item['at']}, {item['commit']}, {item['target'] or '—'}{stale}")
+    return "<br>".join(line.replace("|", "\\|") for line in lines)
 
 
 def render_markdown(matrix: dict[str, Any]) -> str:
@@ -206,17 +305,36 @@ def render_markdown(matrix: dict[str, Any]) -> str:
         f"Written to it: events with a source beginning `{SOURCE_PREFIX}` and occurred_at in "
         f"[{WINDOW_START}, {WINDOW_END}) (conformance/suite_events.py).",
         "",
-        "| ID | Requirement | Tests | Outcome |",
-        "|---|---|---|---|",
+        _evidence_intro(matrix),
+        "",
+        "| ID | Requirement | Tests | Outcome | Drills and gates |",
+        "|---|---|---|---|---|",
     ]
     for row in matrix["requirements"]:
         statement = row["statement"].replace("|", "\\|")
         tests = "<br>".join(f"`{test.split('::', 1)[-1]}` {result}" for test, result in row["tests"].items()) or "—"
         outcome = f"**{row['outcome']}**" if row["outcome"] == "FAILED" else row["outcome"]
-        lines.append(f"| {row['id']} | {statement} | {tests} | {outcome} |")
+        lines.append(f"| {row['id']} | {statement} | {tests} | {outcome} | {_evidence_cell(row)} |")
     lines += ["", f"Failed: {', '.join(matrix['failed']) or 'none'}", ""]
+    if "evidence_failed" in matrix:
+        lines += [f"Failed by the latest drill or gate evidence: {', '.join(matrix['evidence_failed']) or 'none'}", ""]
     lines += _hostile_input_section(matrix)
     return "\n".join(lines)
+
+
+def _evidence_intro(matrix: Mapping[str, Any]) -> str:
+    provenance = matrix.get("provenance") or {}
+    commit = f"Commit: {provenance.get('commit', '?')}{' (dirty work tree)' if provenance.get('dirty') else ''}. "
+    if "evidence_from" not in matrix:
+        return commit + (
+            f"Requirements verified by drills or gates are {NOT_CHECKED}; `--evidence-from DIR` shows their "
+            "latest outcomes."
+        )
+    return commit + (
+        f"Drill and gate outcomes: the latest found under {', '.join(matrix['evidence_from'])}; evidence from "
+        f"another commit or older than {matrix['evidence_max_age_days']:g} days is STALE, never passed "
+        "(docs/EVIDENCE.md)."
+    )
 
 
 def _hostile_input_section(matrix: dict[str, Any]) -> list[str]:
@@ -236,16 +354,30 @@ def _target_description(config: pytest.Config) -> str:
     return f"remote deployment {base_url}" if base_url else "embedded stack (started by the suite)"
 
 
+def _evidence_line(item: Mapping[str, Any]) -> str:
+    name = str(item["method"]).replace(":", " ", 1)
+    if item["at"] is None:
+        return f"{name}: no evidence"
+    stale = f" — STALE: {item['stale_reason']}" if item["stale"] else ""
+    return f"{name}: {item['outcome']} {item['at']} {item['commit']} {item['target'] or ''}{stale}"
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     registry = config.stash.get(_REGISTRY, None)
     if registry is None:
         return
     results = config.stash[_RESULTS]
-    matrix = build_matrix(registry, results, _target_description(config))
+    found = config.stash.get(_EVIDENCE, None)
+    evidence_from = [Path(directory) for directory in config.getoption("evidence_from")]
+    matrix = build_matrix(registry, results, _target_description(config), found, evidence_from)
     terminalreporter.section("requirement matrix")
     width = max(len(row["id"]) for row in matrix["requirements"])
     for row in matrix["requirements"]:
         terminalreporter.write_line(f"{row['id']:<{width}}  {row['outcome']}")
+        if row["drills_and_gates"] and row["drills_and_gates"] != row["outcome"]:
+            terminalreporter.write_line(f"{'':<{width}}    drills and gates: {row['drills_and_gates']}")
+        for item in row["evidence"]:
+            terminalreporter.write_line(f"{'':<{width}}    {_evidence_line(item)}")
         for name, value in row["figures"].items():
             terminalreporter.write_line(f"{'':<{width}}    {name}: {value}")
     if matrix["failed"]:

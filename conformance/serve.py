@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from chaos.invocation import program_name
 from chaos.lifecycle import ServerError
 from chaos.stack.migrations import migrate
 from chaos.stack.servers import PostgresServer, RedisServer
@@ -36,7 +37,11 @@ from service.schema import load_expectation
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=program_name("conformance.serve"),
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0 = any free)")
     parser.add_argument("--workers", type=int, default=2, help="hypercorn worker processes (default 2)")
     parser.add_argument("--migrate", action="store_true", help="also migrate a DATABASE_URL given by you")

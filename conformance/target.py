@@ -127,6 +127,19 @@ class Target:
 ANONYMOUS_WAIT_BOUND_S = 65.0
 
 
+Call = tuple[str, str, dict[str, str], Any]  # method, path, headers, JSON body
+
+
+def answers_of_every_kind(target: Target) -> list[Call]:
+    """One request per kind of answer a header must be on: a 200, a 401, a 404 and a 422 (problem+json)."""
+    return [
+        ("GET", "/health/live", {}, None),
+        ("GET", "/api/v1/events", {}, None),  # 401
+        ("GET", f"/api/v1/events/{uuid.uuid4()}", target.auth, None),  # 404
+        ("POST", "/api/v1/events", target.auth, {"nonsense": True}),  # 422
+    ]
+
+
 def rate_limited_policy(response: httpx.Response) -> str | None:
     """The policy a 429 RATE_LIMITED answer names (None for any other answer)."""
     if response.status_code != 429:

@@ -5,6 +5,9 @@ response, including ones Quart or a guard produces before any handler runs, and 
 authenticated or not (service/bounds.py lists the bounds):
 
 - request id chosen (kept or minted) and echoed as `X-Request-Id`; running release as `X-App-Version`;
+- W3C trace context (service/trace_context.py): the caller's trace joined when its `traceparent` is valid,
+  else a new one started; every response carries `traceparent` naming this server's span (and the caller's
+  valid `tracestate`), and every log line of the request its `trace_id` and `span_id`;
 - framing: a request with both Content-Length and Transfer-Encoding is refused with 400 `AMBIGUOUS_FRAMING`
   and the connection closed (RFC 9112 §6.3: such a message may be a smuggling attempt; h11 would trust
   Transfer-Encoding, and a Content-Length of 0 would otherwise let the body past the size guard);
@@ -27,7 +30,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
@@ -36,6 +39,7 @@ from service import lifecycle, metrics
 from service.bounds import clipped, metric_method
 from service.errors import PROBLEM_CONTENT_TYPE, problem_body
 from service.request_state import RequestState, choose_request_id, current_request
+from service.trace_context import continue_or_start
 
 access_log = logging.getLogger("access")
 
@@ -77,11 +81,33 @@ class _Refusal(Exception):
         self.drain = drain
 
 
-def _header(scope: HTTPScope, name: bytes) -> str | None:
+@dataclass(slots=True)
+class _EdgeHeaders:
+    """The request headers the edge acts on, found in one pass over the headers (ASGI names are lowercase)."""
+
+    request_id: str | None = None
+    content_length: str | None = None
+    chunked: bool = False
+    traceparents: list[bytes] = field(default_factory=list)
+    tracestates: list[bytes] = field(default_factory=list)
+
+
+def _edge_headers(scope: HTTPScope) -> _EdgeHeaders:
+    found = _EdgeHeaders()
     for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
+        if key == b"x-request-id":
+            if found.request_id is None:  # the first one counts, as for any single-valued header
+                found.request_id = value.decode("latin-1")
+        elif key == b"content-length":
+            if found.content_length is None:
+                found.content_length = value.decode("latin-1")
+        elif key == b"transfer-encoding":
+            found.chunked = True
+        elif key == b"traceparent":
+            found.traceparents.append(value)
+        elif key == b"tracestate":
+            found.tracestates.append(value)
+    return found
 
 
 def _may_have_body(scope: HTTPScope, content_length: int | None, chunked: bool) -> bool:
@@ -130,15 +156,24 @@ class EdgeMiddleware:
 
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
+        headers = _edge_headers(scope)
+        trace = continue_or_start(headers.traceparents, headers.tracestates)
         state = RequestState(
-            request_id=choose_request_id(_header(scope, b"x-request-id")),
+            request_id=choose_request_id(headers.request_id),
+            trace=trace,
             method=scope["method"],
             path=scope["path"],
         )
         token = current_request.set(state)
         metrics.IN_FLIGHT.inc()
         status = 500
-        edge_headers = [(b"x-request-id", state.request_id.encode()), (b"x-app-version", self._version)]
+        edge_headers = [
+            (b"x-request-id", state.request_id.encode()),
+            (b"x-app-version", self._version),
+            (b"traceparent", trace.traceparent.encode()),
+        ]
+        if trace.tracestate is not None:
+            edge_headers.append((b"tracestate", trace.tracestate.encode()))
         send_timeout_s = self._limits.send_timeout_s
 
         async def send_with_edge_headers(message: Any) -> None:
@@ -157,7 +192,7 @@ class EdgeMiddleware:
 
         try:
             try:
-                app_receive = await self._guard_body(scope, receive, loop.time())
+                app_receive = await self._guard_body(scope, headers, receive, loop.time())
             except _Refusal as refusal:
                 status = refusal.status
                 state.route = self._route_of(scope["path"], scope["method"])
@@ -184,11 +219,13 @@ class EdgeMiddleware:
             )
             current_request.reset(token)
 
-    async def _guard_body(self, scope: HTTPScope, receive: ASGIReceiveCallable, started: float) -> ASGIReceiveCallable:
+    async def _guard_body(
+        self, scope: HTTPScope, headers: _EdgeHeaders, receive: ASGIReceiveCallable, started: float
+    ) -> ASGIReceiveCallable:
         """A receive callable for the app that replays the whole, checked body; `_Refusal` otherwise."""
         limits = self._limits
-        declared = _header(scope, b"content-length")
-        chunked = _header(scope, b"transfer-encoding") is not None
+        declared = headers.content_length
+        chunked = headers.chunked
         if declared is not None and chunked:
             raise _Refusal(
                 400,

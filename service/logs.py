@@ -1,4 +1,5 @@
-"""Structured JSON logs with the request id on every line and secrets scrubbed before anything is written."""
+"""Structured JSON logs with the request id and trace context on every line of a request, and secrets scrubbed
+before anything is written."""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ class SecretRedactor:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request_id, and any `extra` fields."""
+    """One JSON object per line: time, level, logger, message, request_id, trace_id and span_id (W3C trace
+    context: this server's span), and any `extra` fields."""
 
     def __init__(self, redactor: SecretRedactor) -> None:
         super().__init__()
@@ -63,6 +65,8 @@ class JsonFormatter(logging.Formatter):
         state = current_request.get()
         if state is not None:
             entry["request_id"] = state.request_id
+            entry["trace_id"] = state.trace.trace_id
+            entry["span_id"] = state.trace.span_id
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
                 entry[key] = value

@@ -51,6 +51,11 @@ def _header(description: str, *, required: bool = True, schema: dict[str, Any] |
 EVERY_RESPONSE_HEADERS: Final = {
     "X-Request-Id": _header("The request id (kept from the request when well-formed, else generated)."),
     "X-App-Version": _header("The running release."),
+    "traceparent": _header(
+        "W3C trace context: the caller's trace (or a new one) and this server's span.",
+        schema={"type": "string", "pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$"},
+    ),
+    "tracestate": _header("The caller's tracestate, passed on when valid.", required=False),
 }
 STATUS_HEADERS: Final[dict[int, dict[str, dict[str, Any]]]] = {
     401: {"WWW-Authenticate": _header("The authentication challenge.")},

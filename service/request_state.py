@@ -1,4 +1,4 @@
-"""Per-request state (request id, route, principal) shared by the ASGI middleware and the Quart handlers.
+"""Per-request state (request id, trace, route, principal) shared by the ASGI middleware and the Quart handlers.
 
 The middleware (service/asgi_middleware.py) creates one `RequestState` per HTTP request and puts it in a
 ContextVar before the app runs; Quart copies the context into its handler task, so handlers see the same
@@ -13,6 +13,8 @@ import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from service.trace_context import TraceContext
+
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 UNMATCHED_ROUTE = "<unmatched>"
 
@@ -22,6 +24,7 @@ class RequestState:
     """What is known about the request being served."""
 
     request_id: str
+    trace: TraceContext  # W3C trace context: the caller's trace (or a new one) and this server's span
     method: str
     path: str
     route: str = UNMATCHED_ROUTE

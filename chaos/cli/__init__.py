@@ -12,17 +12,18 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from chaos.cli import deployment, drills, stack, targets
+from chaos.cli import deployment, drills, export, stack, targets
+from chaos.invocation import program_name
 
 Handler = Callable[[argparse.Namespace], int]
 
 # Command modules, in the order `--help` lists them.
-COMMANDS: tuple[ModuleType, ...] = (drills, targets, stack, deployment)
+COMMANDS: tuple[ModuleType, ...] = (drills, export, targets, stack, deployment)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m chaos",
+        prog=program_name("chaos"),
         description="Game-day tooling: the stack (PostgreSQL, Redis, fault proxy, service) and drills.",
     )
     subcommands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 from chaos.deployment import ComposeError, DeploymentError, deployment_down, deployment_up
 from chaos.deployment.lifecycle import DEFAULT_PROJECT, DEFAULT_REPORT_DIR, MAX_REPLICAS, Interrupted
+from conformance.verdicts import Exit, exit_code_epilog
 
 UP_DESCRIPTION = """\
 Bring up docker-compose.prod.yml with docker-compose.chaos.yml on this machine's Docker engine, as a game-day
@@ -46,12 +47,12 @@ The game day on a deployment, in one command: bring the deployment up (as `up`, 
 alert rules so alerts fire within each drill), run every drill that applies to it against its target file
 (the fleet drills included; the ones it cannot run are reported not applicable), print the balancer's measured
 rotation lags and its per-request cost beside a direct request, print the summary, and take it all down — also
-after a failure, Ctrl-C or SIGTERM. Exit status 0 when every drill that ran passed, 1 when one failed, 3 when
-the deployment could not be brought up, 130 when interrupted.
+after a failure, Ctrl-C or SIGTERM. Exit status (the shared table below): 0 when every drill that ran passed, 1 when one
+failed, 3 when the deployment could not be brought up, 5 when interrupted or a drill was aborted.
 """
 
-# README's exit statuses: 0 done, 2 usage, 3 could not run (nothing is left running), 130 interrupted.
-COULD_NOT_RUN = 3
+# The shared exit statuses (conformance.verdicts, README "Exit codes"): could not run means nothing is left running.
+COULD_NOT_RUN = Exit.COULD_NOT_RUN
 
 
 def _replicas(text: str) -> int:
@@ -90,7 +91,7 @@ def register(subcommands: Any) -> None:
         "up",
         help="build and start the deployment, write its target file",
         description=UP_DESCRIPTION,
-        epilog=UP_EPILOG,
+        epilog=exit_code_epilog(extra=UP_EPILOG),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     up.add_argument(
@@ -125,6 +126,7 @@ def register(subcommands: Any) -> None:
         "gameday",
         help="up, every applicable drill against it, the summary, down (make gameday-deployment)",
         description=GAMEDAY_DESCRIPTION,
+        epilog=exit_code_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     gameday.add_argument(
@@ -144,6 +146,7 @@ def register(subcommands: Any) -> None:
         "down",
         help="remove the deployment (containers, networks, volumes) and its target files",
         description=DOWN_DESCRIPTION,
+        epilog=exit_code_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(down)
@@ -169,8 +172,8 @@ def up_command(args: argparse.Namespace) -> int:
         return COULD_NOT_RUN
     except (KeyboardInterrupt, Interrupted):
         print("python -m chaos deployment up: interrupted; what was started was removed.", file=sys.stderr)
-        return 130
-    return 0
+        return Exit.ABORTED
+    return Exit.OK
 
 
 def gameday_command(args: argparse.Namespace) -> int:
@@ -189,7 +192,7 @@ def gameday_command(args: argparse.Namespace) -> int:
         return COULD_NOT_RUN
     except (KeyboardInterrupt, Interrupted):
         print("python -m chaos deployment gameday: interrupted; rolled back and removed.", file=sys.stderr)
-        return 130
+        return Exit.ABORTED
 
 
 def down_command(args: argparse.Namespace) -> int:
@@ -197,7 +200,7 @@ def down_command(args: argparse.Namespace) -> int:
         deployment_down(project=args.project, report_dir=args.report_dir, progress=_print)
     except (DeploymentError, ComposeError) as error:
         print(f"python -m chaos deployment down: {error}", file=sys.stderr)
-        return 1
+        return Exit.FAILED
     except (KeyboardInterrupt, Interrupted):
-        return 130
-    return 0
+        return Exit.ABORTED
+    return Exit.OK

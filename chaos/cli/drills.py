@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaos.targets.spec import TargetError
+from conformance.verdicts import Exit, exit_code_epilog
 
 if TYPE_CHECKING:
     from chaos.targets.spec import TargetSpec
@@ -20,15 +21,18 @@ load balancer, with its own Prometheus and fault drivers. Each drill: steady sta
 the degraded behaviour → the runbook's mitigation → recovery → rollbacks (always: also on an abort condition,
 Ctrl-C, SIGTERM and the drill's time limit). A drill whose capabilities the target lacks is reported "not
 applicable", never run and never passed. Writes per drill a report in the runbook's incident template
-(Markdown + JSON), a timeline picture and a journal of every probe; then the resiliency matrix, a summary, and
-the history (history.jsonl) with trends.
-
-exit status: 0 every drill that ran passed (and at least one ran); 1 a drill failed or was aborted; 2 bad
-arguments or target; 3 no selected drill applies to the target; 130 interrupted (rolled back).
+(Markdown + JSON), a timeline picture and a journal of every probe; then the resiliency matrix, a summary, the
+run's JUnit XML (junit.xml: one testcase per drill with its requirement IDs) and the history (history.jsonl)
+with trends.
 """
 
-EXIT_NOTHING_APPLIES = 3
-EXIT_INTERRUPTED = 130
+# What each code of the shared table (conformance.verdicts.Exit) means for `python -m chaos run`.
+RUN_EXIT_MEANINGS = """\
+For `python -m chaos run`: 0 every drill that ran passed (and at least one ran); 1 a drill failed (whatever
+else happened); 2 bad arguments or target file; 3 could not run: no selected drill applies to the target, or
+the stack, the target or its Prometheus could not start; 5 aborted: interrupted (Ctrl-C, SIGTERM) or a drill
+stopped by its abort condition, each rolled back at once, what ran reported. --plan: 0, or 3 when nothing
+applies."""
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -71,11 +75,11 @@ def _run(args: argparse.Namespace) -> int:
         target = _target(args)
     except (ValueError, TargetError) as error:
         print(f"python -m chaos run: {error}", file=sys.stderr)
-        return 2
+        return Exit.USAGE
     if args.plan:
         runnable, skipped = applicable(drills, offered(target), target.name)
         print("\n".join(plan_lines(runnable, skipped, target, hold_s=args.hold, operator=args.operator)))
-        return 0 if runnable else EXIT_NOTHING_APPLIES
+        return Exit.OK if runnable else Exit.COULD_NOT_RUN
     operator = OperatorPrompt(timeout_s=args.operator_timeout) if args.operator else None
     try:
         outcome = run_drills(
@@ -89,20 +93,22 @@ def _run(args: argparse.Namespace) -> int:
         )
     except (ValueError, TargetError) as error:  # e.g. an unknown backend, a credential variable not set
         print(f"python -m chaos run: {error}", file=sys.stderr)
-        return 2
+        return Exit.USAGE
+    status = outcome.exit_status
+    if outcome.failed:
+        print(f"FAILED drills: {', '.join(outcome.failed)}", file=sys.stderr)
+    if outcome.aborted:
+        print(f"ABORTED drills (rolled back at once): {', '.join(outcome.aborted)}", file=sys.stderr)
     if outcome.interrupted:
         print("interrupted: the drill in progress was rolled back", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    failed = [result.drill.name for result in outcome.results if not result.passed]
-    if failed:
-        print(f"FAILED drills: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    if not outcome.results:
+    if outcome.could_not_run is not None:
+        print(f"could not run: {outcome.could_not_run}", file=sys.stderr)
+    elif not outcome.results and not outcome.interrupted:
         print(f"no selected drill applies to target {target.name}", file=sys.stderr)
-        return EXIT_NOTHING_APPLIES
-    not_applicable = f"; {len(outcome.not_applicable)} not applicable" if outcome.not_applicable else ""
-    print(f"all {len(outcome.results)} drills passed{not_applicable}")
-    return 0
+    if status is Exit.OK:
+        not_applicable = f"; {len(outcome.not_applicable)} not applicable" if outcome.not_applicable else ""
+        print(f"all {len(outcome.results)} drills passed{not_applicable}")
+    return status
 
 
 def _duration(text: str) -> float:
@@ -130,6 +136,7 @@ def register(subcommands: Any) -> None:
         "run",
         help="run drills (NAME ... or all)",
         description=RUN_DESCRIPTION,
+        epilog=exit_code_epilog(extra=RUN_EXIT_MEANINGS),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument(

@@ -129,6 +129,9 @@ The stack is up ({took_s:.1f} s).
   Redis             direct   {endpoints.redis_url}
                     proxied  {endpoints.proxied_redis_url}   (proxy "redis", the service's)
 {exports}
+For Chaos Toolkit (`python -m chaos export NAME --format chaostoolkit`, docs/CHAOSTOOLKIT.md), with API_KEY:
+  export EVENTS_API_URL={endpoints.api_url} TOXIPROXY_URL={endpoints.proxy_api_url}
+
 Try:
   curl -s -X POST {endpoints.api_url}/api/v1/events -H 'X-API-Key: {key}' \\
        -H 'Content-Type: application/json' -d '{event}'

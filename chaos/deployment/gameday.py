@@ -13,6 +13,7 @@ from chaos.deployment.hop_cost import measure
 from chaos.deployment.lifecycle import DEFAULT_PROJECT, deployment_down, deployment_up
 from chaos.drills.catalog import select
 from chaos.drills.fleet_watch import rotation_lags
+from chaos.drills.gameday import write_gameday_page
 from chaos.drills.run import RunOutcome, run_drills
 from chaos.stack.fleet import Fleet
 from chaos.targets.deployment import DeploymentTarget
@@ -72,7 +73,11 @@ def run_deployment_gameday(
             + (f"; FAILED: {', '.join(failed)}" if failed else "")
             + f" — {outcome.directory / 'summary.md'}"
         )
-        return 0 if outcome.passed else 1
+        page, _ = write_gameday_page(
+            outcome, report_dir, notes=[f"{replicas} replicas behind HAProxy, {deployment.image}"]
+        )
+        progress(f"report: {page}")
+        return outcome.exit_status
     finally:
         deployment_down(project=project, report_dir=deployment_dir, progress=progress)
         progress(f"took {time.monotonic() - started:.0f} s")

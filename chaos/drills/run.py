@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,15 +16,18 @@ from chaos.drills.engine import Pace, run_drill
 from chaos.drills.model import Drill
 from chaos.drills.prometheus import PrometheusServer
 from chaos.drills.prometheus_api import PrometheusAPI
-from chaos.drills.report import history, incident, matrix
+from chaos.drills.report import history, incident, junit, matrix
 from chaos.drills.report.timeline import draw_timeline
 from chaos.drills.result import DrillResult, NotApplicable
 from chaos.drills.safeguards import sigterm_interrupts
+from chaos.lifecycle import ServerError
 from chaos.stack import make_stack, resolve_backend
 from chaos.stack.base import Capability, StackBackend
 from chaos.targets.catalog import BUILTIN, open_target
 from chaos.targets.catalog import offered as catalog_offered
 from chaos.targets.spec import TargetSpec
+from conformance.junit import CaseOutcome
+from conformance.verdicts import Exit
 
 Progress = Callable[[str], None]
 
@@ -47,11 +51,36 @@ class RunOutcome:
     results: list[DrillResult]
     not_applicable: list[NotApplicable] = field(default_factory=list)
     interrupted: bool = False
+    could_not_run: str | None = None  # why the stack or target did not come up (then no drill ran)
+    junit: Path | None = None  # <directory>/junit.xml, once written
 
     @property
     def passed(self) -> bool:
         """Every drill that ran passed, and at least one ran: a run where nothing applied proves nothing."""
         return bool(self.results) and all(result.passed for result in self.results) and not self.interrupted
+
+    @property
+    def failed(self) -> list[str]:
+        """The drills that ran to their verdict and failed (an aborted drill has no verdict: see `aborted`)."""
+        return [result.drill.name for result in self.results if not result.passed and result.aborted is None]
+
+    @property
+    def aborted(self) -> list[str]:
+        """The drills an abort condition stopped (each rolled back at once)."""
+        return [result.drill.name for result in self.results if result.aborted is not None]
+
+    @property
+    def exit_status(self) -> Exit:
+        """The shared table's code (conformance.verdicts) for this run: a failed drill is news whatever else
+        happened (1); else a run interrupted or a drill aborted is 5; else a run where nothing ran — nothing
+        applied, or the stack or target could not start — is 3; else every drill that ran passed (0)."""
+        if self.failed:
+            return Exit.FAILED
+        if self.interrupted or self.aborted:
+            return Exit.ABORTED
+        if self.could_not_run is not None or not self.results:
+            return Exit.COULD_NOT_RUN
+        return Exit.OK
 
 
 def summary_lines(results: list[DrillResult], not_applicable: Sequence[NotApplicable] = ()) -> list[str]:
@@ -141,7 +170,8 @@ def _prometheus_for(
             raise ValueError(f"target {target.name} names no prometheus_url (use --no-prometheus to run without)")
         remote = PrometheusAPI(target.prometheus_url, clock_factor=target.alert_clock_factor)
         if not remote.ready():
-            raise ValueError(f"target {target.name}: Prometheus at {target.prometheus_url} is not ready")
+            # Not a usage error: the target is configured, its Prometheus does not answer (could not run, 3).
+            raise ServerError(f"target {target.name}: Prometheus at {target.prometheus_url} is not ready")
         pace = "production timing" if target.alert_clock_factor == 1 else f"a clock ×{target.alert_clock_factor}"
         progress(f"prometheus: the target's own, {target.prometheus_url}, its rules on {pace}")
         return remote
@@ -168,7 +198,8 @@ def run_drills(
     """Run `drills` on `stack`, or on `target` (a throwaway stack of their own by default: `backend` local,
     docker or auto). Drills the target cannot run are reported not applicable, never run and never passed.
     Ctrl-C and SIGTERM stop the run after the current drill's rollback; what ran is still reported."""
-    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    started = datetime.now(UTC)
+    run_id = started.strftime("%Y%m%dT%H%M%SZ")
     directory = report_dir / run_id
     results: list[DrillResult] = []
     if target is None and stack is None:
@@ -180,6 +211,10 @@ def run_drills(
     for not_run in skipped:
         progress(f"– {not_run.drill.name}: {not_run.reason}")
     interrupted = False
+    could_not_run: str | None = None
+    durations: dict[str, float] = {}  # wall time per drill, rollbacks and the durability check included
+    unfinished: list[junit.Unfinished] = []
+    base_url = target.base_url  # where the drills ran: the stack's URL once it is up
     with contextlib.ExitStack() as resources, sigterm_interrupts():
         try:
             if stack is None and runnable:
@@ -195,27 +230,52 @@ def run_drills(
                         target, service_env=DRILL_SERVICE_ENV, progress=lambda line: progress(f"  {line}")
                     )
                 resources.enter_context(stack)
+            base_url = stack.api_url if stack is not None else base_url
             prometheus = None
             if with_prometheus and stack is not None and runnable:
                 prometheus = _prometheus_for(target, stack, resources, progress)
             for drill in runnable:
                 assert stack is not None
                 facts = target_facts(target, stack)
+                drill_started = time.monotonic()
                 try:
                     result = run_drill(drill, stack, prometheus=prometheus, progress=progress, pace=pace, target=facts)
                 except KeyboardInterrupt as interrupt:
                     interrupted = True
                     progress(f"interrupted ({interrupt or 'Ctrl-C'}): the drill was rolled back; stopping the run")
+                    unfinished.append(
+                        junit.Unfinished(
+                            drill,
+                            CaseOutcome.ABORTED,
+                            "interrupted (Ctrl-C or SIGTERM): the fault was rolled back",
+                            time.monotonic() - drill_started,
+                        )
+                    )
                     break
+                durations[drill.name] = time.monotonic() - drill_started
                 drill_dir = directory / drill.name
                 picture = draw_timeline(result, drill_dir / "timeline.png")
                 incident.write_reports(result, drill_dir, picture)
                 results.append(result)
+        except ServerError as error:  # the stack, the target or its Prometheus did not come up: nothing ran
+            could_not_run = str(error).strip() or type(error).__name__
+            progress(f"could not run: {could_not_run}")
+            unfinished += [junit.Unfinished(d, CaseOutcome.ERROR, f"could not run: {could_not_run}") for d in runnable]
         except KeyboardInterrupt:
             interrupted = True
             progress("interrupted: stopping")
-    outcome = RunOutcome(run_id, directory, results, skipped, interrupted)
+    outcome = RunOutcome(run_id, directory, results, skipped, interrupted, could_not_run)
     directory.mkdir(parents=True, exist_ok=True)
+    outcome.junit = junit.write_run(
+        directory,
+        run_id=run_id,
+        started_at=started.replace(microsecond=0).isoformat(),
+        target={"name": target.name, "kind": target.kind, "base_url": base_url},
+        results=results,
+        not_applicable=skipped,
+        unfinished=unfinished,
+        durations=durations,
+    )
     history_file = report_dir / "history.jsonl"
     history.append(history_file, [history.history_record(result, run_id) for result in results])
     rows = matrix.build(results)
@@ -241,4 +301,5 @@ def run_drills(
     for line in history.trends(history.load(history_file)):
         progress("  " + line)
     progress(f"\nreports: {directory}")
+    progress(f"junit: {outcome.junit}")
     return outcome

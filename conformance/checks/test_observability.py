@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from conformance.assertions import eventually
-from conformance.target import Target
+from conformance.target import Target, answers_of_every_kind
 
 requirement = pytest.mark.requirement
 needs_control = pytest.mark.needs_control
@@ -21,13 +21,7 @@ needs_control = pytest.mark.needs_control
 @requirement("RB-OBS-REQUEST-ID")
 def test_a_valid_request_id_is_kept_on_every_response(target: Target) -> None:
     with target.client() as client:
-        calls = [
-            ("GET", "/health/live", {}, None),
-            ("GET", "/api/v1/events", {}, None),  # 401
-            ("GET", f"/api/v1/events/{uuid.uuid4()}", target.auth, None),  # 404
-            ("POST", "/api/v1/events", target.auth, {"nonsense": True}),  # 422
-        ]
-        for method, path, headers, body in calls:
+        for method, path, headers, body in answers_of_every_kind(target):
             request_id = f"conf.{uuid.uuid4().hex[:10]}:x-1_2"
             response = client.request(method, path, headers={**headers, "X-Request-Id": request_id}, json=body)
             assert response.headers["x-request-id"] == request_id, path

@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from chaos.invocation import program_name
 from conformance.secret_options import add_secret_option, parse_without_echo, secret_epilog, secret_from
 from conformance.verdicts import Health, base_url, exit_code_epilog, health_exit, unreachable_reason
 
@@ -205,6 +206,7 @@ def verdict_line(verdict: Health, failing: list[str], *, allow_degraded: bool) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
+        prog=program_name("conformance.operator.health"),
         description=__doc__,
         allow_abbrev=False,
         epilog=exit_code_epilog(extra=secret_epilog("The API key", option="api-key", env="API_KEY")),

@@ -22,7 +22,7 @@ Exit status, in the operator commands' shared table (README.md, "Exit codes"; th
   3  could not run, nothing was done: the database is unreachable or refuses the credentials (one line says
      which, never the password), or, with --run, its revision changed since the check (or another
      migration holds it): check again
-  5  the downgrade itself failed and was rolled back (this command's own code)
+  6  the downgrade itself failed and was rolled back (this command's own code)
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from typing import Any
 from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
 
+from chaos.invocation import program_name
 from chaos.stack.migrations import REPO_ROOT
 from conformance.secret_options import add_secret_option, parse_without_echo, secret_epilog, secret_from
 from conformance.verdicts import Exit, exit_code_epilog
@@ -45,7 +46,7 @@ REFUSED_UNSAFE = Exit.FAILED
 USAGE = Exit.USAGE
 DATABASE_UNUSABLE = Exit.COULD_NOT_RUN  # unreachable, or the credentials refused: nothing was checked
 REVISION_CHANGED = Exit.COULD_NOT_RUN  # the checked state is gone: nothing was done, check again
-DOWNGRADE_FAILED = 5  # this command's own code (the shared table ends at 4)
+DOWNGRADE_FAILED = 6  # this command's own code (the shared table ends at 5, aborted)
 LOCK_TIMEOUT_S = 10
 CONNECT_TIMEOUT_S = 10
 
@@ -252,6 +253,7 @@ def run_downgrade(database_url: str, verdict: Verdict, *, force_unsafe: bool = F
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
+        prog=program_name("conformance.operator.migration_rollback"),
         description=__doc__,
         epilog=exit_code_epilog(
             {DOWNGRADE_FAILED: "the downgrade itself failed and was rolled back"},

@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from chaos.invocation import program_name
 from conformance.secret_options import add_secret_option, parse_without_echo, secret_epilog, secret_from
 from conformance.verdicts import OUTCOME_EXIT, Outcome, base_url, exit_code_epilog, overall, unreachable_reason
 
@@ -157,6 +158,7 @@ SUMMARY = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
+        prog=program_name("conformance.operator.payload_guards"),
         description=__doc__,
         allow_abbrev=False,
         epilog=exit_code_epilog(extra=secret_epilog("The API key", option="api-key", env="API_KEY")),

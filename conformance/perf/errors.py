@@ -1,8 +1,6 @@
-"""How the query gate ends when it cannot give a verdict, and the exit statuses of every outcome."""
+"""How the query gate ends when it cannot give a verdict (its exit statuses: conformance.verdicts.Exit)."""
 
 from __future__ import annotations
-
-EXIT_PASS, EXIT_GATE_FAILED, EXIT_USAGE, EXIT_TARGET = 0, 1, 2, 3
 
 
 class UsageError(Exception):

@@ -115,22 +115,23 @@ class Mutant:
 
 
 # -- the defects -----------------------------------------------------------------------------------------
-async def no_request_id(mutant: Mutant, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-    async def strip(message: Any) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = _without(_headers(message), b"x-request-id")
-        await send(message)
+def _strip_response_header(name: bytes) -> Callable[[Mutant, dict[str, Any], Receive, Send], Awaitable[None]]:
+    """A defect that drops one response header from every answer."""
 
-    await mutant.app(scope, receive, strip)
+    async def mutation(mutant: Mutant, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        async def strip(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = _without(_headers(message), name)
+            await send(message)
+
+        await mutant.app(scope, receive, strip)
+
+    return mutation
 
 
-async def no_version(mutant: Mutant, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-    async def strip(message: Any) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = _without(_headers(message), b"x-app-version")
-        await send(message)
-
-    await mutant.app(scope, receive, strip)
+no_request_id = _strip_response_header(b"x-request-id")
+no_version = _strip_response_header(b"x-app-version")
+no_traceparent = _strip_response_header(b"traceparent")
 
 
 async def html_413(mutant: Mutant, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -396,6 +397,7 @@ async def silent_id_squatting(mutant: Mutant, scope: dict[str, Any], receive: Re
 MUTATIONS: dict[str, Callable[[Mutant, dict[str, Any], Receive, Send], Awaitable[None]]] = {
     "no-request-id": no_request_id,
     "no-version": no_version,
+    "no-traceparent": no_traceparent,
     "html-413": html_413,
     "live-fails": live_fails,
     "live-checks-dependencies": live_checks_dependencies,

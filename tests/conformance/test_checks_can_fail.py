@@ -29,6 +29,7 @@ MUTANT_APP = "tests.conformance.mutant_app:app"
 # (defect, requirement whose checks must then fail)
 HTTP_DEFECTS = [
     ("no-request-id", "RB-OBS-REQUEST-ID"),
+    ("no-traceparent", "RB-OBS-TRACE-CONTEXT"),
     ("no-version", "RB-TRIAGE-VERSION"),
     ("html-413", "RB-GUARD-BODY-413"),
     ("understated-batch-limit", "RB-GUARD-BATCH"),

@@ -223,7 +223,7 @@ def test_rollback_help_documents_could_not_run_in_the_shared_table() -> None:
     assert result.returncode == 0
     assert "  3  could not run" in result.stdout
     assert "  1  failed: refused as unsafe" in result.stdout
-    assert "  5  the downgrade itself failed" in result.stdout
+    assert "  6  the downgrade itself failed" in result.stdout
     assert "the database cannot be read" not in result.stdout, "no longer a usage error (2)"
 
 

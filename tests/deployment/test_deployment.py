@@ -30,6 +30,7 @@ import pytest
 from chaos.deployment import ComposeProject, Deployment, DeploymentError, deployment_down, deployment_up
 from chaos.deployment.compose import files_for, network_ips
 from chaos.deployment.lifecycle import balancer_servers, read_env_file
+from conformance.verdicts import Exit
 
 pytestmark = pytest.mark.docker
 
@@ -319,7 +320,7 @@ def test_sigterm_during_up_tears_down_what_was_started(tmp_path: Path) -> None:
             process.kill()
             process.wait()
             deployment_down(project, tmp_path, progress=_progress)
-    assert process.returncode == 130, output
+    assert process.returncode == Exit.ABORTED, output
     assert "tearing down" in output
     assert "TEARDOWN FAILED" not in output
     assert compose.resources() == []

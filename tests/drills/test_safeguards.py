@@ -22,6 +22,7 @@ from chaos.drills.engine import Pace, run_drill
 from chaos.drills.model import AbortConditions, Drill, DrillContext, Mitigation, Observation, Probe
 from chaos.drills.run import DRILL_SERVICE_ENV
 from chaos.stack.local import LocalStack
+from conformance.verdicts import Exit
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -96,7 +97,7 @@ def test_hold_keeps_the_fault_with_progress(stack: LocalStack) -> None:
     assert result.marks["fault removed"] - result.marks["fault injected"] >= 3
 
 
-def test_sigterm_during_a_drill_rolls_back_and_exits_130(tmp_path: Path) -> None:
+def test_sigterm_during_a_drill_rolls_back_and_exits_aborted(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -127,7 +128,7 @@ def test_sigterm_during_a_drill_rolls_back_and_exits_130(tmp_path: Path) -> None
         assert time.monotonic() < deadline, "".join(output)
     rest, _ = process.communicate(timeout=120)
     text = "".join(output) + rest
-    assert process.returncode == 130, text
+    assert process.returncode == Exit.ABORTED, text
     assert "interrupted (Ctrl-C or SIGTERM): the fault was rolled back" in text
     assert "interrupted: the drill in progress was rolled back" in text
 

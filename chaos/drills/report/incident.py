@@ -395,4 +395,11 @@ def write_reports(result: DrillResult, directory: Path, timeline_png: Path | Non
         (directory / "CHANGELOG-entry.md").write_text(data["changelog_entry"], encoding="utf-8")
     journal = [asdict(entry) for entry in result.journal]
     (directory / "journal.json").write_text(json.dumps(journal, indent=1, ensure_ascii=False, default=str))
+    # The same run in Chaos Toolkit's journal format, for the tools that read those (docs/CHAOSTOOLKIT.md).
+    from chaos.ctk.journal import chaostoolkit_journal
+
+    ctk_journal = chaostoolkit_journal(result, data)
+    (directory / "chaostoolkit-journal.json").write_text(
+        json.dumps(ctk_journal, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
+    )
     return markdown, report_json

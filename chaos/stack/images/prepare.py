@@ -21,6 +21,10 @@ so a second run takes seconds. Each step is logged with its duration.
    entrypoint conventions, so the same compose file and stack code run on either.
 4. **The service image** from the repo's Dockerfile, on the public python:3.11-slim when the engine has it,
    else on the local stand-in (the BASE_IMAGE build argument); pip inside the build reaches PyPI.
+5. **The harness image** (runbook-harness:local) from deploy/harness/Dockerfile on the same base: the package
+   with its harness dependencies, whose entrypoint runs `conformance --base-url URL` and the operator checks
+   against a deployment. Built from a staged copy of what it installs (the repo's .dockerignore admits the
+   service image's files only), with RUNBOOK_COMMIT = `git rev-parse HEAD` (+dirty) as a build argument.
 
 Needs root for steps 1-2 (installing packages, starting dockerd, debootstrap). Exit status 0 when everything
 is ready, 1 when a step failed (the message says which and why), 2 on bad usage.
@@ -42,9 +46,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from chaos.invocation import program_name
 from chaos.stack.images import IMAGES, LOCAL_BASE_IMAGE, SERVICE_IMAGE, Role, resolve
 
 REPO = Path(__file__).resolve().parents[3]  # the checkout whose Dockerfile builds the service image
+# The harness image: its tag, its Dockerfile, and what its build context holds (paths in the checkout).
+HARNESS_IMAGE = "runbook-harness:local"
+HARNESS_DOCKERFILE = Path("deploy/harness/Dockerfile")
+HARNESS_CONTEXT = ("pyproject.toml", "README.md", "requirements", "service", "chaos", "conformance", "deploy/harness")
 LOCAL_DOCKERFILES = Path(__file__).resolve().parent / "local"
 DOCKERD_LOG = Path("/var/log/dockerd.log")
 DOCKERD_PIDFILE = Path("/run/rb-dockerd.pid")
@@ -562,9 +571,60 @@ def build_local_images(args: argparse.Namespace) -> None:
 
 
 def build_service_image(args: argparse.Namespace) -> None:
+    if not (REPO / "Dockerfile").is_file():
+        raise PrepareError(f"no Dockerfile in {REPO}: the service image is built from a checkout of the repo")
     base = resolve("python")
     with step(f"image {args.service_image} from the repo's Dockerfile (BASE_IMAGE={base})"):
         docker_build(REPO, args.service_image, build_args={"BASE_IMAGE": base})
+
+
+def checkout_commit(repo: Path = REPO) -> str:
+    """`git rev-parse HEAD` of the checkout, with "+dirty" when tracked files differ from it (the image then holds
+    code no commit names), or "unknown" outside a checkout: the harness image's RUNBOOK_COMMIT."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    head = git("rev-parse", "HEAD")
+    if not head:
+        return "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def stage_harness_context(destination: Path, repo: Path = REPO) -> None:
+    """Copy what the harness image installs into `destination`, the build context (no caches, no checkout)."""
+    for name in HARNESS_CONTEXT:
+        origin = repo / name
+        if not origin.exists():
+            raise PrepareError(f"{origin} is missing: the harness image is built from a checkout of the repo")
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if origin.is_dir():
+            shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(origin, target)
+
+
+def build_harness_image(args: argparse.Namespace) -> None:
+    base = resolve("python")
+    commit = checkout_commit()
+    with step(f"image {args.harness_image} from {HARNESS_DOCKERFILE} (BASE_IMAGE={base}, RUNBOOK_COMMIT={commit})"):
+        with tempfile.TemporaryDirectory(prefix="rb-harness-context-") as context:
+            stage_harness_context(Path(context))
+            docker_build(
+                Path(context),
+                args.harness_image,
+                dockerfile=Path(context) / HARNESS_DOCKERFILE,
+                build_args={"BASE_IMAGE": base, "RUNBOOK_COMMIT": commit},
+            )
+        size = run(["docker", "image", "inspect", "--format", "{{.Size}}", args.harness_image], quiet=True)
+        log(f"{args.harness_image}: {int(size.stdout.strip()) / 1e6:.0f} MB")
 
 
 def remove_superseded_images() -> None:
@@ -584,7 +644,7 @@ def report() -> int:
     if not answers:
         return 1
     missing = []
-    for image in [LOCAL_BASE_IMAGE, *(choice.local for choice in IMAGES.values()), SERVICE_IMAGE]:
+    for image in [LOCAL_BASE_IMAGE, *(choice.local for choice in IMAGES.values()), SERVICE_IMAGE, HARNESS_IMAGE]:
         present = image_exists(image)
         log(f"image {image}: {'present' if present else 'missing'}")
         if not present:
@@ -596,7 +656,9 @@ def report() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="scripts/prepare_docker.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=program_name("chaos.stack.images.prepare"),
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--check", action="store_true", help="report the engine and images; change nothing")
     parser.add_argument("--rebuild-base", action="store_true", help="debootstrap the base image again")
@@ -606,6 +668,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service-image", default=SERVICE_IMAGE, help=f"service image tag (default {SERVICE_IMAGE})")
     parser.add_argument("--no-local-images", action="store_true", help="skip the base image and the stand-ins")
     parser.add_argument("--no-service-image", action="store_true", help="skip building the service image")
+    parser.add_argument("--harness-image", default=HARNESS_IMAGE, help=f"harness image tag (default {HARNESS_IMAGE})")
+    parser.add_argument("--no-harness-image", action="store_true", help="skip building the harness image")
     args = parser.parse_args(argv)
     if args.check:
         return report()
@@ -621,6 +685,8 @@ def main(argv: list[str] | None = None) -> int:
             build_local_images(args)
         if not args.no_service_image:
             build_service_image(args)
+        if not args.no_harness_image:
+            build_harness_image(args)
         remove_superseded_images()
     except PrepareError as error:
         log(f"FAILED: {error}")
