@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ast
 import asyncio
+import ipaddress
 import json
 import os
 import re
@@ -47,7 +48,7 @@ CHAOS_IMAGES = REPO / "deploy" / "chaos"
 SECRETS = ("POSTGRES_PASSWORD", "API_KEY", "JWT_SECRET")
 GOOD_SECRETS = {"POSTGRES_PASSWORD": "pw0123456789", "API_KEY": "k" * 20, "JWT_SECRET": "j" * 40}
 SERVICES = ("postgres", "redis", "migrate", "api", "lb")
-EDGE_SUBNET = "172.31.250.0/26"  # the balancer's network, whose X-Forwarded-For the replicas believe
+EDGE_SUBNET = "10.250.250.0/26"  # the balancer's network, whose X-Forwarded-For the replicas believe
 # Optional settings the API must receive (with the service's defaults), also those the service does not read yet.
 PASSED_THROUGH = {
     "JWT_ISSUER": "",
@@ -250,6 +251,22 @@ def test_the_api_runs_as_replicas_two_by_default(rendered: dict[str, Any]) -> No
     assert str(rendered["services"]["api"]["scale"]) == "2"
     assert str(load({**GOOD_SECRETS, "API_REPLICAS": "3"})["services"]["api"]["scale"]) == "3"
     assert "container_name" not in rendered["services"]["api"]  # a fixed name would allow one replica only
+
+
+# The Docker engine's default address pools: every network without a subnet of its own is carved from these.
+DOCKER_DEFAULT_POOLS = [ipaddress.ip_network(f"172.{octet}.0.0/16") for octet in range(17, 32)] + [
+    ipaddress.ip_network("192.168.0.0/16")
+]
+
+
+def test_every_fixed_subnet_lies_outside_the_engines_default_pools(rendered: dict[str, Any]) -> None:
+    """Inside them, an engine that has handed out enough networks gives another network of the same project an
+    overlapping range, and `up` fails with "Pool overlaps with other one on this address space" (seen in CI)."""
+    for name, network in rendered["networks"].items():
+        for config in (network or {}).get("ipam", {}).get("config", []):
+            subnet = ipaddress.ip_network(config["subnet"])
+            overlapping = [str(pool) for pool in DOCKER_DEFAULT_POOLS if subnet.overlaps(pool)]
+            assert overlapping == [], f"network {name}: {subnet} overlaps the default pool(s) {overlapping}"
 
 
 def test_the_database_and_redis_sit_on_an_internal_network(rendered: dict[str, Any]) -> None:
