@@ -82,20 +82,22 @@ PERF = {
     },
 }  # fmt: skip
 
-EVIDENCE = [
+EVIDENCE = [  # conformance.evidence's display rows: text cells, id first, the overall verdict last
     {
         "id": "RB-DB-FAILFAST",
-        "conformance": {"outcome": "passed", "at": "2026-12-01T11:50:00+00:00", "commit": "abc1234", "target": "local"},
-        "drills": {"outcome": "passed", "at": "2026-12-01T12:00:00+00:00", "commit": "abc1234", "target": "local"},
-        "gates": None,
-        "stale": False,
+        "requirement": "A database that is down, refusing or hung is answered with 503 at once…",
+        "conformance": "passed (2026-12-01T11:50:00+00:00, abc1234, local)",
+        "drills": "passed (db-down; 2026-12-01T12:00:00+00:00, abc1234, local)",
+        "gates": "—",
+        "verdict": "passed",
     },
     {
-        "id": "RB-PERF-QUERIES",
-        "conformance": None,
-        "drills": None,
-        "gates": {"outcome": "passed", "at": "2026-10-01T09:00:00+00:00", "commit": "0ld0000", "target": "staging"},
-        "stale": True,
+        "id": "RB-PERF-GATE",
+        "requirement": "The query suite's mean and p95 within the thresholds.",
+        "conformance": "—",
+        "drills": "—",
+        "gates": "passed (perf-queries; 2026-10-01T09:00:00+00:00, 0ld0000, staging) STALE: another commit",
+        "verdict": "stale",
     },
 ]
 
@@ -154,6 +156,9 @@ def test_the_page_opens_in_chromium_with_every_section_and_loads_nothing(tmp_pat
         assert page.locator("#conformance tbody tr:not(.group)").count() == len(requirements)
         assert page.locator("#perf tbody tr").count() == 2
         assert page.locator("#evidence tbody tr").first.locator("td").first.inner_text() == "RB-DB-FAILFAST"
+        evidence_card = page.locator(".card", has_text="evidence").inner_text()
+        assert "1/2 requirements passed" in evidence_card
+        assert "1 stale" in evidence_card  # stale is never a pass
         visit.screenshot(tmp_path / "gameday-report.png", ARTIFACT)
         assert visit.problems() == []
         assert visit.requests == [visit.url]  # the file itself, nothing else: no CDN, font or script

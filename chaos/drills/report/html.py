@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from pathlib import Path
@@ -144,7 +145,7 @@ def badge_class(outcome: str) -> str:
         return "pass"
     if word.startswith(("failed", "fail", "error", "aborted")):
         return "fail"
-    if word.startswith(("stale", "not run", "not checked", "inconclusive", "could not")):
+    if word.startswith(("stale", "not run", "not checked", "inconclusive", "could not", "incomplete", "no evidence")):
         return "warn"
     return "neutral"
 
@@ -243,10 +244,7 @@ def _overall_cards(page: GamedayPage) -> str:
         verdict = _perf_verdict(page.perf)
         cards.append(("perf gate", f"{len(_perf_queries(page.perf))} queries", verdict, ""))
     if page.evidence is not None:
-        stale = [str(_row_id(row)) for row in page.evidence if row.get("stale")]
-        cards.append(
-            ("evidence", f"{len(page.evidence)} requirements", "stale" if stale else "fresh", ", ".join(stale[:8]))
-        )
+        cards.append(_evidence_card(page.evidence))
     return (
         '<div class="cards">'
         + "".join(
@@ -533,6 +531,21 @@ ID_KEYS = ("id", "requirement", "requirement_id")
 
 def _row_id(row: Mapping[str, Any]) -> Any:
     return next((row[key] for key in ID_KEYS if key in row), "?")
+
+
+def _evidence_card(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str, str, str]:
+    """How many requirements have fresh passing evidence from every harness that verifies them
+    (conformance.evidence's `verdict`), and what the others are: "no evidence" or "stale" is never a pass."""
+    verdicts = Counter(str(row.get("verdict", "no verdict")) for row in rows)
+    passed = verdicts.pop("passed", 0)
+    if "failed" in verdicts:
+        badge = "FAILED"
+    elif verdicts:
+        badge = "incomplete" if len(verdicts) > 1 else next(iter(verdicts))
+    else:
+        badge = "PASSED"
+    tally = ", ".join(f"{count} {verdict}" for verdict, count in verdicts.most_common())
+    return ("evidence", f"{passed}/{len(rows)} requirements passed", badge, tally)
 
 
 def _evidence_cell(key: str, value: Any) -> str:
