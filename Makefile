@@ -7,7 +7,8 @@ CTK_VENV := .venv-ctk
 CTK_STAMP := $(CTK_VENV)/.installed-stamp
 
 .PHONY: setup system-deps test lint typecheck pytest serve smoke gameday conformance drills gates migrate clean \
-	docker-prepare docker-test gameday-deployment perf-gate bench load bench-micro bench-pipeline bench-ingest
+	docker-prepare docker-test gameday-deployment perf-gate perf-regression bench load bench-micro bench-pipeline \
+	bench-ingest
 
 $(STAMP): pyproject.toml $(wildcard requirements/*.txt)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -72,6 +73,10 @@ gates: setup ## every quality gate of docs/QUALITY_GATES.md, in order
 perf-gate: setup ## RB-PERF-GATE: the query suite (ci profile) against the runbook's 250 ms mean / 400 ms p95
 	BENCH_PROFILE=$${BENCH_PROFILE:-ci} BENCH_FAIL_THRESHOLD_MS=$${BENCH_FAIL_THRESHOLD_MS:-250} \
 	BENCH_FAIL_P95_THRESHOLD_MS=$${BENCH_FAIL_P95_THRESHOLD_MS:-400} $(BIN)/python scripts/benchmark_queries.py --report-dir reports/perf
+
+perf-regression: setup ## RB-PERF-REGRESSION: this checkout beside BASELINE (default HEAD~1) in one paired run (ci profile)
+	BENCH_PROFILE=$${BENCH_PROFILE:-ci} $(BIN)/python scripts/benchmark_queries.py --baseline $${BASELINE:-HEAD~1} \
+		--report-dir reports/perf-regression
 
 bench: setup ## the local profile: 1,000,000 events over 30 days, 32 clients
 	BENCH_PROFILE=local $(BIN)/python scripts/benchmark_queries.py

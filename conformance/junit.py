@@ -26,6 +26,7 @@ class CaseOutcome(enum.StrEnum):
     FAILED = "failed"  # <failure>: the check ran and its assertion did not hold
     ABORTED = "aborted"  # <error type="aborted">: stopped before its verdict (a safeguard, Ctrl-C, SIGTERM)
     ERROR = "error"  # <error>: could not run it (the target, the tool)
+    INCONCLUSIVE = "inconclusive"  # <error type="inconclusive">: it ran, but what it measured cannot decide
     NOT_APPLICABLE = "not applicable"  # <skipped>: the target does not offer what it needs; never a pass
 
 
@@ -71,7 +72,7 @@ def build(suite: Suite, cases: Sequence[Case]) -> ET.ElementTree[ET.Element]:
         name=_text(suite.name),
         tests=str(len(cases)),
         failures=str(counts[CaseOutcome.FAILED]),
-        errors=str(counts[CaseOutcome.ERROR] + counts[CaseOutcome.ABORTED]),
+        errors=str(counts[CaseOutcome.ERROR] + counts[CaseOutcome.ABORTED] + counts[CaseOutcome.INCONCLUSIVE]),
         skipped=str(counts[CaseOutcome.NOT_APPLICABLE]),
         time=f"{sum(case.time_s for case in cases):.3f}",
         timestamp=_text(suite.timestamp),
@@ -89,6 +90,8 @@ def build(suite: Suite, cases: Sequence[Case]) -> ET.ElementTree[ET.Element]:
             ET.SubElement(testcase, "failure", message=message).text = _text(case.message)
         elif case.outcome is CaseOutcome.ABORTED:
             ET.SubElement(testcase, "error", type="aborted", message=message).text = _text(case.message)
+        elif case.outcome is CaseOutcome.INCONCLUSIVE:
+            ET.SubElement(testcase, "error", type="inconclusive", message=message).text = _text(case.message)
         elif case.outcome is CaseOutcome.ERROR:
             ET.SubElement(testcase, "error", message=message).text = _text(case.message)
         elif case.outcome is CaseOutcome.NOT_APPLICABLE:
@@ -128,8 +131,9 @@ def _read_outcome(testcase: ET.Element) -> tuple[CaseOutcome, str]:
     for tag, outcome in (("failure", CaseOutcome.FAILED), ("error", CaseOutcome.ERROR)):
         found = testcase.find(tag)
         if found is not None:
-            if tag == "error" and found.get("type") == "aborted":
-                outcome = CaseOutcome.ABORTED
+            kind = found.get("type") if tag == "error" else None
+            if kind in (CaseOutcome.ABORTED, CaseOutcome.INCONCLUSIVE):
+                outcome = CaseOutcome(kind)
             return outcome, found.get("message") or (found.text or "")
     skipped = testcase.find("skipped")
     if skipped is not None:

@@ -30,7 +30,9 @@ OPERATOR_COMMANDS: dict[str, list[str]] = {
 # Settings the embedded stack starts with: the defaults, spelled out so that a check can roll a change out
 # and back; rate limits high enough that the suite's own traffic (Schemathesis included) is never throttled
 # by accident (checks that need a low limit set it themselves); a short drain so restarts are quick; client
-# bounds low enough that the hostile-input checks (which read them from /health/live) run in seconds.
+# bounds low enough that the hostile-input checks (which read them from /health/live) run in seconds (the
+# header deadline is also the keep-alive idle time: a client finds an idle connection the service closed and
+# opens a new one, httpx as Schemathesis).
 EMBEDDED_SERVICE_ENV = {
     "MAX_REQUEST_BODY_BYTES": "1048576",
     "INGEST_MAX_BATCH_ITEMS": "1000",
@@ -45,6 +47,7 @@ EMBEDDED_SERVICE_ENV = {
     "RATE_LIMIT_PROBE_INTERVAL_S": "0.25",
     "DRAIN_DELAY_S": "0.3",
     "REQUEST_BODY_GRACE_S": "1.0",
+    "REQUEST_HEADER_TIMEOUT_S": "2.0",
     "LIST_PAGE_MAX_BYTES": "262144",
     "EVENT_ATTRIBUTES_MAX_BYTES": "16384",
 }

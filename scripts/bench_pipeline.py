@@ -11,14 +11,20 @@ the overload gate and fail-fast bound, metrics and the JSON access log.
     .venv/bin/python scripts/bench_pipeline.py --json --fail-below 0.6
 
 Needs wrk (`apt-get install -y wrk`). Prints requests/s, latency and the ratio service/bare; exits 1 when
-a round had errors or, with --fail-below, when the ratio is lower; 2 when wrk is missing.
+a round had errors or, with --fail-below, when the ratio is lower; 2 when wrk is missing. --json: the figures
+with the machine description and the build's commit. Each run appends a record to the perf results history
+(reports/perf/history.jsonl; --history FILE or $BENCH_HISTORY elsewhere, --no-history: none) and prints the
+previous record beside it (another run, not a paired comparison).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from pathlib import Path
 
+from conformance.perf.history import history_path
 from conformance.perf.pipeline import run_pipeline_benchmark
 
 BARE_APP = "scripts/bench_bare_app.py:app"
@@ -35,11 +41,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--events", type=int, default=100_000, help="events seeded (default 100,000)")
     parser.add_argument("--fail-below", type=float, help="exit 1 when service/bare throughput is below this")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
+    parser.add_argument("--history", type=Path, metavar="FILE", help="results history (default: reports/perf/...)")
+    parser.add_argument("--no-history", action="store_true", help="neither read nor append the results history")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    command = shlex.join(["bench_pipeline.py", *(sys.argv[1:] if argv is None else argv)])
     return run_pipeline_benchmark(
         BARE_APP,
         workers=args.workers,
@@ -51,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         events=args.events,
         fail_below=args.fail_below,
         json_output=args.json,
+        history_file=history_path(args.history, disabled=args.no_history),
+        command=command,
     )
 
 

@@ -163,21 +163,23 @@ class Database:
             await self._pool
             self._opened = True
 
-    async def _attempt(self, operation: Operation[T], deadline: float) -> T:
-        async with self._pool.acquire(timeout=max(deadline - time.monotonic(), 0.001)) as connection:
+    async def _attempt(self, operation: Operation[T]) -> T:
+        # No timeout of its own: `run` bounds the whole of the work (`within`) and cancels a wait for a
+        # connection at the deadline; asyncpg's acquire timeout would add a task and a timer to every request.
+        async with self._pool.acquire() as connection:
             if self._pre_ping:
                 await connection.execute("SELECT 1")
             return await operation(connection)
 
-    async def _work(self, operation: Operation[T], deadline: float, retry: bool) -> T:
+    async def _work(self, operation: Operation[T], retry: bool) -> T:
         try:
-            return await self._attempt(operation, deadline)
+            return await self._attempt(operation)
         except Exception as error:
             if not (retry and connection_lost(error)):
                 raise
         # The connection was lost under a read (the server restarted while it sat in the pool, say):
         # asyncpg has dropped it, so this runs on a fresh one.
-        return await self._attempt(operation, deadline)
+        return await self._attempt(operation)
 
     async def run(self, operation: Operation[T], *, read_only: bool = False) -> T:
         """Run `operation(connection)` (one statement) under the gate and the request bound, translating
@@ -186,7 +188,7 @@ class Database:
         await self.gate.acquire(self._request_timeout_s)
         try:
             deadline = started + self._request_timeout_s
-            return await within(deadline - time.monotonic(), self._work(operation, deadline, read_only))
+            return await within(deadline - time.monotonic(), self._work(operation, read_only))
         except ApiError:
             raise
         except Exception as error:

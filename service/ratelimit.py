@@ -1,7 +1,9 @@
 """Per-principal rate limits in Redis, with the runbook's degraded mode when Redis fails (RB-RL-REDIS/DEGRADED).
 
 Counting uses the `limits` library's sliding-window-counter strategy, against Redis (shared by every worker
-and instance) or in process memory.
+and instance) or in process memory. Against Redis, a worker counts in batches (service/rate_counts.py): one
+round trip per up to `SYNC_EVERY` requests of a principal, with a stated bound — at most
+`workers × (batch - 1)` requests over the limit per window, never a refusal before the limit is reached.
 
 Policy when Redis is down or slow — fail open, with local limits: a Redis call that errors or takes longer
 than `RATE_LIMIT_REDIS_TIMEOUT_S` switches this worker to in-memory counters with the same limits (so while
@@ -29,6 +31,7 @@ from redis.exceptions import RedisError
 
 from service import metrics
 from service.errors import ApiError
+from service.rate_counts import BatchedWindowCounter
 from service.redis_options import redis_client_options
 from service.settings import Settings
 from service.timeouts import within
@@ -67,6 +70,7 @@ class RateLimiter:
         self._memory = SlidingWindowCounterRateLimiter(MemoryStorage())
         self._redis_storage: RedisStorage | None = None
         self._redis: SlidingWindowCounterRateLimiter | None = None
+        self._counter: BatchedWindowCounter | None = None
         if settings.rate_limit_backend == "redis":
             self._redis_storage = RedisStorage(
                 "async+" + settings.redis_url.get_secret_value(),
@@ -76,6 +80,7 @@ class RateLimiter:
                 **redis_client_options(settings.rate_limit_redis_timeout_s),
             )
             self._redis = SlidingWindowCounterRateLimiter(self._redis_storage)
+            self._counter = BatchedWindowCounter(self._redis_storage)
         self.using_redis = self._redis is not None
         self._probe: asyncio.Task[None] | None = None
         self._show_backend()
@@ -93,6 +98,8 @@ class RateLimiter:
         if not self.using_redis:
             return
         self.using_redis = False
+        if self._counter is not None:
+            self._counter.forget_all()
         self._show_backend()
         metrics.RATE_LIMIT_BACKEND_CHANGES.labels("memory").inc()
         log.warning(
@@ -109,9 +116,12 @@ class RateLimiter:
     async def _hit(self, policy: Policy, identity: str) -> bool:
         # The policy's name is part of the key: `limits` builds keys from the rate and the identifiers, so
         # two policies with the same rate would otherwise count in one bucket.
-        if self.using_redis and self._redis is not None:
+        if self.using_redis and self._counter is not None:
+            key = policy.item.key_for(policy.name, identity)  # the key `limits` would use
+            if self._counter.admit_locally(policy.item, key):
+                return True
             try:
-                return await within(self._timeout_s, self._redis.hit(policy.item, policy.name, identity))
+                return await within(self._timeout_s, self._counter.sync(policy.item, key))
             except _REDIS_FAILURES as error:
                 self.fall_back(type(error).__name__)
         return await self._memory.hit(policy.item, policy.name, identity)

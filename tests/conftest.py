@@ -66,6 +66,19 @@ def _docker_ready(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("docker_backend")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _perf_history_of_the_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The perf commands append every run to reports/perf/history.jsonl, where a release's figures sit beside the
+    previous ones: the tests' tiny profiles must not land there. Subprocesses inherit the variable."""
+    previous = os.environ.get("BENCH_HISTORY")
+    os.environ["BENCH_HISTORY"] = str(tmp_path_factory.mktemp("perf-history") / "history.jsonl")
+    yield
+    if previous is None:
+        os.environ.pop("BENCH_HISTORY", None)
+    else:
+        os.environ["BENCH_HISTORY"] = previous
+
+
 def _reachable(address: tuple[str, int]) -> bool:
     try:
         with socket.create_connection(address, timeout=0.5):

@@ -119,7 +119,7 @@ def register(subcommands: Any) -> None:
         choices=("production", "drill"),
         default="production",
         help="the rules its Prometheus evaluates: the shipped production timing (default), or the drill variant "
-        "(every duration ÷ 15) so alerts fire within a short drill; target.toml's alert_clock_factor says which",
+        "(every duration ÷ 20) so alerts fire within a short drill; target.toml's alert_clock_factor says which",
     )
     up.set_defaults(handler=up_command)
     gameday = actions.add_parser(

@@ -40,10 +40,13 @@ PRODUCTION_TESTS = ALERTS / "events-api.rules.test.yml"
 DRILL_RULES = ALERTS / "events-api.drill.rules.yml"
 DRILL_TESTS = ALERTS / "events-api.drill.rules.test.yml"
 
-# 15: the production evaluation and scrape interval (15 s) becomes the drill's 1 s, which the four-second drills
-# need; every `for:` in whole minutes becomes a multiple of 4 s, short enough for the engine's alert timeout
-# (chaos.drills.engine.ALERT_TIMEOUT_S); a one-minute window becomes 4 s, still four scrapes, as in production.
-DRILL_FACTOR = 15
+# 20: the production evaluation and scrape interval (15 s) becomes the drill's 750 ms; every `for:` in whole
+# minutes becomes a multiple of 3 s, short enough for the engine's alert timeout (chaos.drills.engine
+# .ALERT_TIMEOUT_S); a one-minute window becomes 3 s, still four scrapes, as in production. Not higher: a scrape
+# waits for the readiness round, which a hung dependency stretches to the service's 500 ms check timeout (it does
+# not scale), and the scrape timeout must stay below the interval and above that (chaos.drills.prometheus).
+# Each `for:` is the fixed part of a drill's time under fault, so the factor sets how long the suite runs.
+DRILL_FACTOR = 20
 PRODUCTION_SCRAPE_INTERVAL = "15s"  # what a deployment's Prometheus scrapes at (docker-compose.chaos.yml)
 FACTOR_MARK = "drill-clock-factor:"  # the header line that names the factor a rules file runs at
 

@@ -33,6 +33,9 @@ Progress = Callable[[str], None]
 ALERT_TIMEOUT_S = 15.0
 ALERTS_RESOLVED_TIMEOUT_S = 20.0
 HOLD_MARGIN_S = 120.0  # beyond --hold (and --operator's wait): time to observe before and recover after
+# How long the dwell waits past `Drill.dwell_s` for the clients' traffic to be answered under the fault: a read
+# and a write to a hung dependency answer within the service's own bounds (DB_REQUEST_TIMEOUT_S, 2 s).
+DWELL_TRAFFIC_TIMEOUT_S = 10.0
 
 
 def await_probe(ctx: DrillContext, result: DrillResult, probe: Probe, phase: str) -> ProbeOutcome:
@@ -136,6 +139,28 @@ def _hold(ctx: DrillContext, seconds: float, every_s: float) -> None:
         )
 
 
+def _dwell(ctx: DrillContext, dwell_s: float) -> None:
+    """Keep the fault in place until its impact is measured: `dwell_s` since it was injected (the probes and
+    alerts awaited so far count towards it), and until the clients' traffic has had a read and a write sent
+    under the fault answered, so the report's impact rests on requests that met it. A bounded wait for that
+    state, not a fixed hold after the last probe: a drill whose alerts took seconds to fire is already past it."""
+    injected = ctx.result.marks.get("fault injected", ctx.clock.now())
+    deadline = injected + dwell_s + DWELL_TRAFFIC_TIMEOUT_S
+
+    def answered(kind: str) -> bool:
+        return bool(ctx.traffic.samples(kind, since=injected))
+
+    while ctx.clock.now() < deadline:
+        held = ctx.clock.now() - injected
+        if held >= dwell_s and answered("read") and answered("write"):
+            return
+        ctx.wait(max(0.05, min(0.1, dwell_s - held)))
+    ctx.result.notes.append(
+        f"dwell: no read and write answered under the fault within {dwell_s + DWELL_TRAFFIC_TIMEOUT_S:.0f} s "
+        "of its injection; the impact rests on the probes alone"
+    )
+
+
 def run_drill(
     drill: Drill,
     stack: StackBackend,
@@ -200,7 +225,7 @@ def run_drill(
         if pace.hold_s > drill.dwell_s:
             _hold(ctx, pace.hold_s, pace.report_every_s)
         else:
-            ctx.wait(drill.dwell_s)
+            _dwell(ctx, drill.dwell_s)
         if scale != 1 and expected_alerts and pace.hold_s > 0:
             for alert in expected_alerts:
                 _expect(ctx, result, probes.alert_firing(alert, ALERT_TIMEOUT_S * scale), "under fault")

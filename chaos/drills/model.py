@@ -133,7 +133,9 @@ class Drill:
     confirmed_cause: str
     follow_up: tuple[str, ...]
     expected_alerts: tuple[str, ...] = ()
-    dwell_s: float = 2.0  # keep the fault in place this long after it is observed, so impact is measured
+    # The fault stays in place at least this long from its injection, and until the clients' traffic has been
+    # answered under it (chaos.drills.engine._dwell), so its impact is measured.
+    dwell_s: float = 2.0
     during_fault: Action | None = None  # extra traffic while the fault is in place (e.g. a spike)
     rollbacks: tuple[Action, ...] = ()  # run after `remove`, always, even when the drill failed
     steady_state_extra: tuple[Probe, ...] = ()

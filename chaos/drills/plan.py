@@ -32,8 +32,12 @@ def plan_lines(
             f"   inject: {drill.confirmed_cause}",
             *(f"   expect under fault: {probe.name}" for probe in drill.expected),
             *(f"   expect alert: {name}" for name in drill.expected_alerts),
-            f"   keep the fault in place {dwell:.0f} s after it is observed"
-            + (" (--hold)" if hold_s > drill.dwell_s else ""),
+            (
+                f"   keep the fault in place {dwell:.0f} s after it is observed (--hold)"
+                if hold_s > drill.dwell_s
+                else f"   keep the fault in place at least {dwell:.0f} s from its injection, until a read and a "
+                "write were answered under it"
+            ),
         ]
         if operator:
             lines.append("   page the operator and wait for the runbook's mitigation (time-limited; then roll back)")

@@ -2,7 +2,7 @@
 service and evaluating the alert rules the service ships on the drill clock: the drill variant
 (service/alerts/events-api.drill.rules.yml, every duration of the production rules divided by
 `chaos.drills.alert_clock.DRILL_FACTOR`), scraped at the production scrape interval divided by the same factor
-(1 s), so an alert's time on the drill clock × the factor is its production-equivalent.
+(750 ms), so an alert's time on the drill clock × the factor is its production-equivalent.
 
 An `AlertWatcher` polls Prometheus's alert API and records, on the drill clock, when each alert started and
 stopped firing, so detection can be measured as "first alert firing" and recovery as "alerts resolved".
@@ -30,9 +30,10 @@ from chaos.lifecycle import Lifecycle, ServerError, free_port, labelled_director
 
 RULES = DRILL_RULES
 READY_TIMEOUT_S = 30.0
-# Not derived from production (its 10 s default divided by 15 is no whole millisecond): below the 1 s drill scrape
-# interval, as a scrape timeout must be, and above the service's 0.5 s readiness check timeout.
-DRILL_SCRAPE_TIMEOUT = "900ms"
+# Not derived from production (its 10 s default divided by the factor is far below what a scrape needs): below the
+# 750 ms drill scrape interval, as a scrape timeout must be, and above the service's 0.5 s readiness check timeout,
+# which a scrape waits for while a dependency hangs (a hung database answers readiness in about 510 ms).
+DRILL_SCRAPE_TIMEOUT = "700ms"
 
 
 def prometheus_binary() -> str:
@@ -47,7 +48,7 @@ def prometheus_binary() -> str:
 
 class PrometheusServer(Lifecycle):
     """A throwaway Prometheus scraping one service target on the clock of its rules file: the production scrape
-    interval divided by the file's `drill-clock-factor` (1 s for the drill variant)."""
+    interval divided by the file's `drill-clock-factor` (750 ms for the drill variant)."""
 
     def __init__(self, target_url: str, *, rules: Path = RULES) -> None:
         parts = urlsplit(target_url)

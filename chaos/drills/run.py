@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from chaos.drills.engine import Pace, run_drill
 from chaos.drills.model import Drill
@@ -20,7 +21,7 @@ from chaos.drills.report import history, incident, junit, matrix
 from chaos.drills.report.timeline import draw_timeline
 from chaos.drills.result import DrillResult, NotApplicable
 from chaos.drills.safeguards import sigterm_interrupts
-from chaos.lifecycle import ServerError
+from chaos.lifecycle import ServerError, free_port
 from chaos.stack import make_stack, resolve_backend
 from chaos.stack.base import Capability, StackBackend
 from chaos.targets.catalog import BUILTIN, open_target
@@ -175,13 +176,24 @@ def _prometheus_for(
         pace = "production timing" if target.alert_clock_factor == 1 else f"a clock ×{target.alert_clock_factor}"
         progress(f"prometheus: the target's own, {target.prometheus_url}, its rules on {pace}")
         return remote
-    # One Prometheus for the run: its first scrape comes seconds after it starts (docs/BENCHMARKS.md).
-    prometheus = resources.enter_context(PrometheusServer(stack.api_url))
+    return _throwaway_prometheus(stack.api_url, resources, progress)
+
+
+def _throwaway_prometheus(api_url: str, resources: contextlib.ExitStack, progress: Progress) -> PrometheusServer:
+    """One Prometheus for the run: its first scrape comes about 5 s after it starts (its target discovery sends
+    its first update on a 5 s tick; docs/BENCHMARKS.md), so a throwaway one is started before the stack, on the
+    port the service will take, and that wait passes while the stack starts."""
+    prometheus = resources.enter_context(PrometheusServer(api_url))
     progress(
-        f"prometheus: {prometheus.url} scraping {stack.api_url} every {prometheus.scrape_interval}, evaluating "
+        f"prometheus: {prometheus.url} scraping {api_url} every {prometheus.scrape_interval}, evaluating "
         f"service/alerts/{prometheus.rules.name} (production timing ÷{prometheus.clock_factor})"
     )
     return prometheus
+
+
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}"
 
 
 def run_drills(
@@ -217,12 +229,20 @@ def run_drills(
     base_url = target.base_url  # where the drills ran: the stack's URL once it is up
     with contextlib.ExitStack() as resources, sigterm_interrupts():
         try:
+            prometheus: PrometheusServer | PrometheusAPI | None = None
             if stack is None and runnable:
                 if target.kind == "throwaway":
                     chosen, reason = resolve_backend(backend or target.backend)
+                    api_port = free_port()  # the service's, known before it starts: Prometheus can start first
+                    if with_prometheus:
+                        prometheus = _throwaway_prometheus(f"http://127.0.0.1:{api_port}", resources, progress)
                     progress(f"starting the stack on {reason}: PostgreSQL, Redis, fault proxy, service with 2 workers")
                     stack = make_stack(
-                        chosen, workers=2, service_env=DRILL_SERVICE_ENV, progress=lambda line: progress(f"  {line}")
+                        chosen,
+                        workers=2,
+                        api_port=api_port,
+                        service_env=DRILL_SERVICE_ENV,
+                        progress=lambda line: progress(f"  {line}"),
                     )
                 else:
                     progress(f"target {target.name}: {target.base_url} ({target.description})")
@@ -231,8 +251,14 @@ def run_drills(
                     )
                 resources.enter_context(stack)
             base_url = stack.api_url if stack is not None else base_url
-            prometheus = None
-            if with_prometheus and stack is not None and runnable:
+            if (
+                isinstance(prometheus, PrometheusServer)
+                and stack is not None
+                and prometheus.target != _host_port(stack.api_url)
+            ):
+                prometheus.close()  # the backend put the service elsewhere than asked: scrape where it is
+                prometheus = None
+            if prometheus is None and with_prometheus and stack is not None and runnable:
                 prometheus = _prometheus_for(target, stack, resources, progress)
             for drill in runnable:
                 assert stack is not None

@@ -191,6 +191,12 @@ class LocalStack(StackBackend):
             self._service.stop()
 
     def stop(self) -> None:
+        # Everything is asked to stop at once, then waited for one by one (each wait also escalates to a kill):
+        # the service's drain and PostgreSQL's shutdown overlap rather than follow each other.
+        if self._service is not None:
+            self._service.terminate()
+        for server in self._servers.values():
+            server.begin_stop()
         try:
             self._resources.close()
         finally:
@@ -234,13 +240,21 @@ class LocalStack(StackBackend):
 
     # -- the service -----------------------------------------------------------------------------------
     def restart_service(self, env_overrides: Mapping[str, str] | None = None, *, workers: int | None = None) -> None:
+        """The old service drains and exits while the new one starts (each takes about a second and a half,
+        mostly interpreter start-up and teardown): the port is shared (SO_REUSEPORT), and this returns once the
+        old one has exited and the new one is live, so from then on only the new environment answers, as
+        after a stop and a start."""
         if self._service is None:
             raise ServerError("the stack is not running")
-        self._service.stop()
-        self._service_env = {**self._service_env, **(env_overrides or {})}
-        if workers is not None:
-            self.workers = workers
-        self._start_service()
+        old = self._service
+        old.terminate()  # SIGTERM: readiness `draining`, in-flight requests finished, then exit
+        try:
+            self._service_env = {**self._service_env, **(env_overrides or {})}
+            if workers is not None:
+                self.workers = workers
+            self._start_service()
+        finally:
+            old.stop()  # waits for the exit (SIGKILL after its timeout), also when the new one did not come up
 
     def rolling_restart_service(
         self,

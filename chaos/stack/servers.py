@@ -186,6 +186,12 @@ class _Server(Lifecycle):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._process.pid, signal.SIGTERM)
 
+    def begin_stop(self) -> None:
+        """Ask for the orderly shutdown without waiting for it (`stop` then waits, or kills): several servers
+        then shut down at the same time. A paused server is left to `stop`, which resumes it first."""
+        if self.running and not self._paused:
+            self._graceful_stop()
+
     def kill(self) -> None:
         """SIGKILL to every process of the server, as a crash would."""
         hit = self._signal_all(signal.SIGKILL)

@@ -7,7 +7,7 @@ variable names, never values), the Prometheus that evaluates its alert rules, an
     kind = "deployment"                  # or "throwaway" (a stack the harness starts itself: backend local|docker)
     base_url = "https://127.0.0.1:8443"
     prometheus_url = "http://127.0.0.1:9090"
-    alert_clock_factor = 1               # the rules' clock: 1 = production values, 15 = the drill variant
+    alert_clock_factor = 1               # the rules' clock: 1 = production values, 20 = the drill variant
 
     [credentials]
     api_key = "STAGING_API_KEY"          # variable names

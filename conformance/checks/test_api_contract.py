@@ -70,6 +70,10 @@ def test_schemathesis_finds_no_contract_violation(target: Target, tmp_path: Path
         MAX_EXAMPLES,
         "--request-timeout",
         "10",
+        # Two operations at a time: the same cases, sent while the other is being generated or answered
+        # (the embedded stack serves with two workers).
+        "--workers",
+        "2",
         "--report",
         "junit",
         "--report-dir",

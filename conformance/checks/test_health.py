@@ -188,6 +188,21 @@ def test_ready_is_503_degraded_naming_both_revisions_when_the_schema_is_not_the_
     eventually(lambda: _ready(target).status_code == 200, within_s=10)
 
 
+async def _waiting_on_locks(connection: asyncpg.Connection, *, expected: int, within_s: float) -> int:
+    """How many other sessions wait on a lock, once `expected` do (or when `within_s` has passed). pg_locks is
+    read live (pg_stat_activity would repeat the snapshot taken first in this session's open transaction)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        waiting = int(
+            await connection.fetchval(
+                "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()"
+            )
+        )
+        if waiting >= expected or time.monotonic() > deadline:
+            return waiting
+        await asyncio.sleep(0.02)
+
+
 @requirement("RB-HEALTH-DRAIN")
 @needs_control
 def test_sigterm_makes_ready_draining_while_in_flight_requests_finish(target: Target) -> None:
@@ -220,13 +235,25 @@ def test_sigterm_makes_ready_draining_while_in_flight_requests_finish(target: Ta
         try:
             for thread in threads:
                 thread.start()
-            time.sleep(0.5)  # the requests are now inside the service, waiting on the row lock
+            # The requests are in flight once all four wait on the row lock (bounded: a service that never
+            # reaches the database fails on the results below).
+            waiting = loop.run_until_complete(_waiting_on_locks(holder, expected=len(threads), within_s=5))
+            assert waiting == len(threads), f"{waiting} of {len(threads)} requests reached the database"
             service = stack.service  # type: ignore[attr-defined]
             service.terminate()
-            time.sleep(0.3)
-            response = _ready(target)
-            assert response.status_code == 503
-            assert response.json()["status"] == "draining"
+            seen: list[httpx.Response] = []
+
+            def draining() -> bool:
+                seen.append(_ready(target))
+                return seen[-1].status_code == 503 and seen[-1].json().get("status") == "draining"
+
+            # Within the drain delay (2 s), while the listener is still open; a readiness that never says
+            # `draining` fails here.
+            try:
+                eventually(draining, within_s=1.5, interval_s=0.05)
+            except AssertionError:
+                last = f"{seen[-1].status_code} {seen[-1].text[:200]}" if seen else "no answer"
+                raise AssertionError(f"readiness after SIGTERM, with requests in flight: {last}") from None
         finally:
             loop.run_until_complete(holder.execute("ROLLBACK"))
             loop.run_until_complete(holder.close())

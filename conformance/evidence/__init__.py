@@ -66,6 +66,7 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
     COULD_NOT_RUN = "could not run"  # <error> of a drill or gate: the stack, target or tool did not come up
     ABORTED = "aborted"
+    INCONCLUSIVE = "inconclusive"  # a paired comparison whose interval was too wide to decide
     NOT_APPLICABLE = "not applicable"
     NO_EVIDENCE = "no evidence"
 
@@ -77,13 +78,21 @@ class Verdict(enum.StrEnum):
     FAILED = "failed"  # a method's fresh evidence failed
     COULD_NOT_RUN = "could not run"  # a drill's or gate's fresh run could not start: no verdict either way
     ABORTED = "aborted"  # a method's fresh run stopped before its verdict
+    INCONCLUSIVE = "inconclusive"  # a method's fresh run measured, but could not decide (a paired comparison)
     STALE = "stale"  # some evidence is from another commit or too old: it neither passes nor fails
     NO_EVIDENCE = "no evidence"
     NOT_APPLICABLE = "not applicable"  # the only runs that looked could not check it on their target
 
 
 # Of several non-passing methods, the verdict names the first kind present: the most actionable one.
-_NOT_PASSED_ORDER = (Verdict.COULD_NOT_RUN, Verdict.ABORTED, Verdict.STALE, Verdict.NO_EVIDENCE, Verdict.NOT_APPLICABLE)
+_NOT_PASSED_ORDER = (
+    Verdict.COULD_NOT_RUN,
+    Verdict.ABORTED,
+    Verdict.INCONCLUSIVE,
+    Verdict.STALE,
+    Verdict.NO_EVIDENCE,
+    Verdict.NOT_APPLICABLE,
+)
 
 
 def max_age_days(override: float | None = None) -> float:
@@ -246,6 +255,7 @@ def _case_outcome(harness: Harness, cases: Sequence[ReadCase]) -> Outcome:
         (CaseOutcome.FAILED, Outcome.FAILED),
         (CaseOutcome.ERROR, error),
         (CaseOutcome.ABORTED, Outcome.ABORTED),
+        (CaseOutcome.INCONCLUSIVE, Outcome.INCONCLUSIVE),
         (CaseOutcome.PASSED, Outcome.PASSED),  # with the rest not applicable: passed where it could run
     ):
         if case_outcome in outcomes:
@@ -301,12 +311,10 @@ def verdict(evidence: Sequence[Evidence]) -> Verdict:
             kinds.add(Verdict.NO_EVIDENCE)
         elif item.stale:
             kinds.add(Verdict.STALE)
-        elif item.outcome is Outcome.ABORTED:
-            kinds.add(Verdict.ABORTED)
-        elif item.outcome is Outcome.COULD_NOT_RUN:
-            kinds.add(Verdict.COULD_NOT_RUN)
         elif item.outcome is Outcome.NOT_APPLICABLE:
             kinds.add(Verdict.NOT_APPLICABLE)
+        elif item.outcome is not Outcome.PASSED:  # any other outcome decides nothing: never a pass
+            kinds.add(Verdict(item.outcome.value))
     return next((kind for kind in _NOT_PASSED_ORDER if kind in kinds), Verdict.PASSED)
 
 

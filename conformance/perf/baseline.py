@@ -273,7 +273,7 @@ def running_baseline(
     progress: Progress = stderr,
 ) -> Iterator[RunningBaseline]:
     """The baseline REF served beside the candidate on `database_url` with the candidate's `env` (a URL
-    baseline is not started here: see conformance/perf/paired_cli.py)."""
+    baseline is not started here: see conformance/perf/regression.py)."""
     if ref.kind == "url":
         raise UsageError("a URL baseline is already running: it is not started beside an embedded stack")
     if ref.kind == "image":

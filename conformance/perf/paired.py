@@ -1,11 +1,14 @@
 """The alternating run of the paired comparison: the candidate (A) and the baseline (B) take turns in short rounds
-of the query suite (conformance/perf/runner.py run_suite), in ABBA order, on the same dataset.
+of the query suite (conformance/perf/runner.py run_suite), in ABBA order, on the same dataset. A third side (the
+raw-SQL ceiling, conformance/perf/ceiling.py) may take its turn in the same rounds: every side is a RoundRunner.
 
 Why short alternating rounds, and why ABBA: on a shared machine throughput drifts by +/-20 % over minutes
 (docs/BENCHMARKS.md). Two long runs one after the other put all of that drift between the builds; rounds of a
 few seconds put the two sides of a pair seconds apart, so drift hits both alike. Within a pair, whoever runs
 second would still see a linear trend's later half: A B then B A swaps who that is every pair, so a steady
-trend cancels over two pairs (A B B A A B ...), instead of always favouring the same side.
+trend cancels over two pairs (A B B A A B ...), instead of always favouring the same side. With three sides
+the order is reversed every other group (C B R, R B C, ...): each side's positions sum to the same over two
+groups, so a linear trend cancels for every pair of sides alike.
 
 Both sides are warmed up once, before the first round (connection pools, plan caches, the OS page cache of
 the dataset); the rounds themselves start measuring at once. A round is `round_s` seconds at the profile's
@@ -19,7 +22,7 @@ the round); the candidate's raw latencies are pooled across its rounds for the a
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -30,9 +33,11 @@ from conformance.perf.runner import QueryStats, run_suite
 from conformance.perf.suite import Dataset
 from conformance.perf.thresholds import percentile
 
-Side = Literal["candidate", "baseline"]
+Side = Literal["candidate", "baseline", "service", "raw"]
 SIDES: tuple[Side, Side] = ("candidate", "baseline")
 ALL_QUERIES = "(all queries)"
+# One round of one side: (seed, seconds) -> the stats per query and the measured seconds.
+RoundRunner = Callable[[int, float], Awaitable[tuple[dict[str, QueryStats], float]]]
 
 
 @dataclass(frozen=True)
@@ -96,44 +101,50 @@ def _figures(latencies_ms: list[float], seconds: float) -> RoundFigures:
     return RoundFigures(sum(ordered) / len(ordered), percentile(ordered, 0.95), len(ordered) / max(seconds, 1e-9))
 
 
-def abba_order(pair: int) -> tuple[Side, Side]:
-    """A B, then B A, then A B ...: the side that goes second alternates, so a linear trend cancels."""
-    return SIDES if pair % 2 == 0 else (SIDES[1], SIDES[0])
+def abba_order(pair: int, sides: Sequence[Side] = SIDES) -> tuple[Side, ...]:
+    """A B, then B A, then A B ...: the side that goes second alternates, so a linear trend cancels
+    (with three sides: the order reversed every other group)."""
+    return tuple(sides) if pair % 2 == 0 else tuple(reversed(sides))
+
+
+def http_rounds(endpoint: Endpoint, data: Dataset, profile: Profile) -> RoundRunner:
+    """Rounds of the query suite through the HTTP API at `endpoint`, at the profile's concurrency."""
+
+    async def run(seed: int, seconds: float) -> tuple[dict[str, QueryStats], float]:
+        timed = replace(profile, warmup_s=0.0, duration_s=seconds)
+        return await run_suite(endpoint.base_url, dict(endpoint.headers), data, timed, seed=seed)
+
+    return run
 
 
 async def run_alternating(
-    sides: Mapping[Side, Endpoint],
-    data: Dataset,
-    profile: Profile,
+    sides: Mapping[Side, RoundRunner],
     plan: RoundPlan,
     *,
     seed: int,
     progress: Progress = stderr,
 ) -> tuple[list[Round], str | None]:
-    """The rounds, and why the run stopped early (None: every planned pair ran)."""
-    warm = replace(profile, warmup_s=0.0, duration_s=plan.warmup_s)
+    """The rounds of every side (in the mapping's order, reversed every other group), and why the run stopped
+    early (None: every planned pair ran)."""
+    order = tuple(sides)
     if plan.warmup_s > 0:
-        for side in SIDES:
+        for side in order:
             progress(f"warm-up: {side} for {plan.warmup_s:g} s (figures discarded)")
-            await run_suite(sides[side].base_url, dict(sides[side].headers), data, warm, seed=seed)
-    measured = replace(profile, warmup_s=0.0, duration_s=plan.round_s)
+            await sides[side](seed, plan.warmup_s)
     rounds: list[Round] = []
     started = time.monotonic()
     stopped: str | None = None
     for pair in range(plan.pairs):
-        for side in abba_order(pair):
-            endpoint = sides[side]
+        for side in abba_order(pair, order):
             began = time.monotonic() - started
-            # Each round draws other parameters (seed per pair), the same ones for both sides of the pair.
-            stats, seconds = await run_suite(
-                endpoint.base_url, dict(endpoint.headers), data, measured, seed=seed * 1009 + pair
-            )
+            # Each round draws other parameters (seed per pair), the same ones for every side of the pair.
+            stats, seconds = await sides[side](seed * 1009 + pair, plan.round_s)
             done = Round(len(rounds), pair, side, began, seconds, stats)
             rounds.append(done)
             total = done.figures()[ALL_QUERIES]
             errors = sum(s.errors for s in stats.values())
             progress(
-                f"round {done.index + 1}/{2 * plan.pairs} (pair {pair + 1}, {side:9}): "
+                f"round {done.index + 1}/{len(order) * plan.pairs} (pair {pair + 1}, {side:9}): "
                 f"{total.per_s:7,.0f} req/s, mean {total.mean_ms:7.2f} ms, p95 {total.p95_ms:7.2f} ms, "
                 f"{errors} errors"
             )
@@ -144,18 +155,19 @@ async def run_alternating(
     return rounds, stopped
 
 
-def pairs_by_query(rounds: list[Round]) -> dict[str, list[Pair]]:
-    """(candidate, baseline) figures per query, one entry per complete pair of rounds."""
+def pairs_by_query(rounds: list[Round], first: Side = "candidate", second: Side = "baseline") -> dict[str, list[Pair]]:
+    """(first, second) figures per query — (candidate, baseline) by default —, one entry per pair of rounds
+    in which both sides ran."""
     by_pair: dict[int, dict[Side, dict[str, RoundFigures]]] = {}
     for measured in rounds:
         by_pair.setdefault(measured.pair, {})[measured.side] = measured.figures()
     found: dict[str, list[Pair]] = {}
     for pair in sorted(by_pair):
         sides = by_pair[pair]
-        if len(sides) < 2:
+        if first not in sides or second not in sides:
             continue
-        for name, candidate in sides["candidate"].items():
-            baseline = sides["baseline"].get(name)
+        for name, candidate in sides[first].items():
+            baseline = sides[second].get(name)
             if baseline is not None:
                 found.setdefault(name, []).append((candidate, baseline))
     return found

@@ -31,7 +31,7 @@ from chaos.drills.alert_clock import (
 )
 from chaos.drills.catalog import DRILLS
 from chaos.drills.engine import ALERT_TIMEOUT_S
-from chaos.drills.prometheus import AlertInterval, PrometheusServer
+from chaos.drills.prometheus import DRILL_SCRAPE_TIMEOUT, AlertInterval, PrometheusServer
 from chaos.drills.report.incident import render_markdown, summary
 from chaos.drills.run import summary_lines
 from tests.drills.drill_results import FAULT_AT, FAULT_FOR, result
@@ -130,7 +130,12 @@ def test_the_drill_variant_differs_from_production_only_by_its_durations_divided
     assert only_durations_divided(tests, DRILL_TESTS.read_text(encoding="utf-8"), DRILL_FACTOR, renames=RENAMES) == []
     # ... and the check sees a hand edit: one `for:` off by a second, or a threshold changed.
     drill = DRILL_RULES.read_text(encoding="utf-8")
-    assert only_durations_divided(rules, drill.replace("for: 4s", "for: 5s", 1), DRILL_FACTOR)
+    database_for = divide("1m", DRILL_FACTOR)  # EventsApiDatabaseDown's for: 1m on the drill clock
+    assert f"for: {database_for}" in drill
+    off_by_a_second = format_duration(parse_duration(database_for) + 1000)
+    assert only_durations_divided(
+        rules, drill.replace(f"for: {database_for}", f"for: {off_by_a_second}", 1), DRILL_FACTOR
+    )
     assert only_durations_divided(rules, drill.replace("> 0.05", "> 0.5", 1), DRILL_FACTOR)
 
 
@@ -166,19 +171,23 @@ def test_production_timing_is_what_an_sre_team_runs_and_every_for_has_its_reason
         assert "#" in match.group("rest") or "# for:" in block, f"no reason beside {match.group(0).strip()}"
 
 
-def test_the_drill_clock_keeps_one_second_evaluation_and_fits_the_drills_alert_timeouts() -> None:
+def test_the_drill_clock_scrapes_and_evaluates_at_one_pace_and_fits_the_drills_alert_timeouts() -> None:
     drill = _alerts(DRILL_RULES)
-    assert {rule["interval"] for rule in drill.values()} == {"1s"}
+    pace = divide("15s", DRILL_FACTOR)  # the production scrape and evaluation interval on the drill clock
+    assert {rule["interval"] for rule in drill.values()} == {pace}
     server = PrometheusServer("http://127.0.0.1:1")  # not started: only its configuration is read
     try:
-        assert (server.rules, server.clock_factor, server.scrape_interval) == (DRILL_RULES, DRILL_FACTOR, "1s")
+        assert (server.rules, server.clock_factor, server.scrape_interval) == (DRILL_RULES, DRILL_FACTOR, pace)
     finally:
         server.close()
+    # A scrape waits for the readiness round, which a hung dependency stretches to the service's 0.5 s check
+    # timeout (it does not scale): the scrape timeout must lie between that and the interval.
+    assert 500 < parse_duration(DRILL_SCRAPE_TIMEOUT) < parse_duration(pace)
     expected = {name for d in DRILLS for name in d.expected_alerts}
     assert expected, "drills expect alerts"
     for name in expected:
         # for: + a scrape + an evaluation + the service's readiness round, within the engine's wait
-        budget_s = parse_duration(str(drill[name]["for"])) / 1000 + 1 + 1 + 2
+        budget_s = parse_duration(str(drill[name]["for"])) / 1000 + 2 * parse_duration(pace) / 1000 + 2
         assert budget_s <= ALERT_TIMEOUT_S, f"{name}: drill for: {drill[name]['for']} leaves no room"
 
 
@@ -222,7 +231,8 @@ def test_the_generator_cli_prints_writes_and_checks(tmp_path: Path, monkeypatch:
     assert alert_clock.main(["--write"]) == 0
     assert alert_clock.main(["--check"]) == 0
     stale = tmp_path / DRILL_RULES.name
-    stale.write_text(stale.read_text(encoding="utf-8").replace("for: 4s", "for: 0s"), encoding="utf-8")
+    database_for = divide("1m", DRILL_FACTOR)
+    stale.write_text(stale.read_text(encoding="utf-8").replace(f"for: {database_for}", "for: 0s"), encoding="utf-8")
     assert alert_clock.main(["--check"]) == 1
 
 
@@ -232,18 +242,22 @@ def _fired(name: str, after_s: float, factor: int) -> AlertInterval:
 
 def test_reports_give_the_measured_alert_time_and_its_production_equivalent() -> None:
     drill_clock = result("db-down", failing=1.0, alerts=(_fired("EventsApiDatabaseDown", 5.0, DRILL_FACTOR),))
+    prod = f"{5.0 * DRILL_FACTOR:.1f}"  # 5 s on the drill clock, in production time
     measured, equivalent = drill_clock.first_alert(), drill_clock.first_alert_production_equivalent()
     assert measured is not None
     assert equivalent is not None
     assert (round(measured[0], 6), measured[1]) == (5.0, "EventsApiDatabaseDown")
-    assert (round(equivalent[0], 6), equivalent[1]) == (75.0, DRILL_FACTOR)
+    assert (round(equivalent[0], 6), equivalent[1]) == (5.0 * DRILL_FACTOR, DRILL_FACTOR)
     markdown = render_markdown(drill_clock, None)
-    row = "| first alert firing (EventsApiDatabaseDown) | T+5.00 s (drill clock ×1/15; production-equivalent 75.0 s)"
-    assert row in markdown
-    assert "/ 5.00 s (drill clock ×1/15; production-equivalent 75.0 s) (alert)" in markdown
+    clock = f"drill clock ×1/{DRILL_FACTOR}; production-equivalent {prod} s"
+    assert f"| first alert firing (EventsApiDatabaseDown) | T+5.00 s ({clock})" in markdown
+    assert f"/ 5.00 s ({clock}) (alert)" in markdown
     data = summary(drill_clock)["recovery_verification"]
     assert data["detection_alert_s"] == 5.0
-    assert (data["detection_alert_clock_factor"], data["detection_alert_production_equivalent_s"]) == (15, 75.0)
+    assert (data["detection_alert_clock_factor"], data["detection_alert_production_equivalent_s"]) == (
+        DRILL_FACTOR,
+        5.0 * DRILL_FACTOR,
+    )
 
     production = result("db-down", failing=1.0, alerts=(_fired("EventsApiDatabaseDown", 70.0, 1),))
     assert "| first alert firing (EventsApiDatabaseDown) | T+70.00 s |" in render_markdown(production, None)
@@ -253,7 +267,7 @@ def test_reports_give_the_measured_alert_time_and_its_production_equivalent() ->
     assert header[:8] == ["drill", "verdict", "SEV", "MTTD", "alert", "prod-eq", "MTTR", "budget"]
     rows = [line.split() for line in lines[1:3]]
     assert [(row[4], row[5], row[-1]) for row in rows] == [
-        ("5.00s", "75.0s", "EventsApiDatabaseDown"),
+        ("5.00s", f"{prod}s", "EventsApiDatabaseDown"),
         ("70.00s", "70.0s", "EventsApiDatabaseDown"),
     ]
-    assert any("prod-eq: alert ×15" in line for line in lines[3:])
+    assert any(f"prod-eq: alert ×{DRILL_FACTOR}" in line for line in lines[3:])

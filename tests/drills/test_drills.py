@@ -85,6 +85,21 @@ def test_rollbacks_run_when_the_drill_itself_breaks(stack: LocalStack) -> None:
     assert "the fault was removed by the rollback after the drill failed" in result.notes
 
 
+def test_the_dwell_keeps_the_fault_until_the_clients_met_it(stack: LocalStack) -> None:
+    """The dwell is a bounded wait for a state, not a hold after the last probe: the fault stays in place
+    `dwell_s` from its injection and until a read and a write of the clients' traffic were answered under it."""
+    result = run_drill(_drill(dwell_s=1.5), stack, prometheus=None, progress=lambda _: None)
+    assert result.passed, result.failures
+    injected, removed = result.marks["fault injected"], result.marks["fault removed"]
+    assert removed - injected >= 1.5
+    under_fault = [s for s in result.samples if injected <= s.t < removed]
+    for kind in ("read", "write"):
+        answers = [s.status for s in under_fault if s.kind == kind]
+        assert answers, f"no {kind} answered under the fault"
+        assert 503 in answers, answers  # met the outage (the first may have left just before the proxy went down)
+    assert not any(note.startswith("dwell:") for note in result.notes)
+
+
 def test_every_drill_passes_and_writes_the_runbook_report(stack: LocalStack, tmp_path: Path) -> None:
     """The whole catalog on the embedded stack (the drills run in CI): DB, Redis, overload, release."""
     first = run_drills(select(["all"]), report_dir=tmp_path, stack=stack, progress=lambda _: None)

@@ -13,7 +13,6 @@ from chaos.stack.migrations import REPO_ROOT
 from conformance.perf.baseline import BaselineRef, docker_engine_answers, parse_baseline, require_same_schema
 from conformance.perf.errors import TargetError, UsageError
 from conformance.perf.paired import ALL_QUERIES, Round, RoundPlan, abba_order, pairs_by_query, pooled_stats
-from conformance.perf.paired_cli import _conclude, render
 from conformance.perf.paired_stats import (
     MAX_PAIRS_SUGGESTED,
     Metric,
@@ -26,6 +25,7 @@ from conformance.perf.paired_stats import (
     max_regression_from_env,
 )
 from conformance.perf.profiles import load_profiles
+from conformance.perf.regression import _conclude, render
 from conformance.perf.runner import QueryStats
 from conformance.perf.targets import TargetRefused
 from conformance.perf.thresholds import Thresholds

@@ -109,7 +109,9 @@ def _stop_flapping(ctx: DrillContext) -> None:
 
 def _served_while_flapping() -> Probe:
     def observe(ctx: DrillContext) -> Observation:
-        time.sleep(FLAP_DURATION_S)  # let the flapping run its course
+        _, thread = ctx.state.get("flapper", (None, None))
+        if thread is not None:  # let the flapping run its course (it is bounded in time)
+            thread.join(FLAP_DURATION_S + 1)
         since = ctx.result.marks["fault injected"]
         answered = ctx.traffic.samples("read", since=since) + ctx.traffic.samples("write", since=since)
         failed = [s for s in answered if s.status >= 500 or s.status == 0]

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import httpx
 
 from chaos.drills import probes
 from chaos.drills.model import INCIDENT_REQUIREMENTS, Drill, DrillContext, Mitigation, Observation, Probe
@@ -148,7 +149,9 @@ def remove_checkout(directory: Path) -> None:
 
 def deploy(ctx: DrillContext, release: Release) -> None:
     ctx.stack.require(DEPLOYS_CHECKOUTS)
+    ctx.state.pop("deployed", None)  # unknown until the rollout completes
     ctx.stack.rolling_restart_service(release.env, code_root=release.code_root, application=release.application)
+    ctx.state["deployed"] = (release.code_root, release.application)
     ctx.record(f"deployed {release.name} (code {release.code_root.name}, schema {release.schema_revision})")
 
 
@@ -278,9 +281,28 @@ def restore_stack(ctx: DrillContext) -> None:
         target = head_revision(REPO_ROOT)
         if database_revision(candidate.code_root, stack.database_url) != target:
             alembic(candidate.code_root, stack.database_url, "downgrade", target)
-    stack.rolling_restart_service(baseline, code_root=REPO_ROOT, application=SERVICE_APPLICATION)
+    if _serves_the_stacks_own_release(ctx, baseline):
+        ctx.record("the stack already serves its own code, configuration and schema, and passes verification")
+    else:
+        stack.rolling_restart_service(baseline, code_root=REPO_ROOT, application=SERVICE_APPLICATION)
     for directory in ctx.state.pop("checkouts", []):
         remove_checkout(directory)
+
+
+def _serves_the_stacks_own_release(ctx: DrillContext, baseline: dict[str, str]) -> bool:
+    """Whether the last rollout, which completed, put the stack's own release back (the configuration
+    rollback deploys exactly that) and it passes verification: then a rollout to the same release would
+    only restart it."""
+    if ctx.state.get("deployed") != (REPO_ROOT, SERVICE_APPLICATION):
+        return False
+    if any(ctx.stack.service_env.get(name) != value for name, value in baseline.items()):
+        return False
+    if database_revision(REPO_ROOT, ctx.stack.database_url) != head_revision(REPO_ROOT):
+        return False
+    try:
+        return not _verification_failures(ctx)
+    except httpx.HTTPError:
+        return False
 
 
 def _remember_baseline(ctx: DrillContext, *names: str) -> None:
