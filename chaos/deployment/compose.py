@@ -108,9 +108,13 @@ class ComposeProject:
     def __post_init__(self) -> None:
         check_project_name(self.name)
 
-    def argv(self, *args: str) -> list[str]:
+    def arguments(self, *args: str) -> list[str]:
+        """What follows the compose command: `-p NAME -f FILE... ARGS` (built without asking which compose is here)."""
         files = [argument for path in self.files for argument in ("-f", str(path))]
-        return [*compose_command(), "-p", self.name, *files, *args]
+        return ["-p", self.name, *files, *args]
+
+    def argv(self, *args: str) -> list[str]:
+        return [*compose_command(), *self.arguments(*args)]
 
     def environment(self) -> dict[str, str]:
         """This process's environment with the project's variables on top (what compose interpolates)."""

@@ -122,7 +122,7 @@ def test_a_worker_killed_by_an_outside_signal_stops_the_service_with_a_failure(s
 
 
 def _workers(service: ServiceProcess) -> list[int]:
-    """The supervisor's worker processes (not multiprocessing's resource tracker, also its child)."""
+    """The supervisor's worker processes (forked: its children other than a multiprocessing resource tracker)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -131,7 +131,7 @@ def _workers(service: ServiceProcess) -> list[int]:
                 command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if parent == service.pid and b"spawn_main" in command:
+            if parent == service.pid and b"resource_tracker" not in command:
                 found.append(int(entry.name))
     return found
 
