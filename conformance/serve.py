@@ -33,6 +33,7 @@ from chaos.stack.migrations import migrate
 from chaos.stack.servers import PostgresServer, RedisServer
 from chaos.stack.service import ServiceProcess, generated_credentials
 from conformance.smoke import run_smoke
+from conformance.tls import shared_tls_context
 from service.schema import load_expectation
 
 
@@ -72,7 +73,7 @@ def _curl_lines(base_url: str) -> str:
 def _schema_hint(base_url: str) -> str | None:
     """How to migrate, when the service's readiness finds the database not at this release's revision."""
     try:
-        body = httpx.get(f"{base_url}/health/ready", timeout=3).json()
+        body = httpx.get(f"{base_url}/health/ready", timeout=3, verify=shared_tls_context()).json()
         schema = body["checks"]["schema"]
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return None  # no answer, or the database did not answer: nothing to say about its schema

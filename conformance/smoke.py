@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from conformance.tls import shared_tls_context
+
 
 @dataclass(frozen=True, slots=True)
 class SmokeResult:
@@ -34,7 +36,7 @@ def run_smoke(base_url: str, api_key: str, *, timeout: float = 5.0) -> list[Smok
         "occurred_at": now.isoformat(),
     }
 
-    with httpx.Client(base_url=base_url, timeout=timeout) as client:
+    with httpx.Client(verify=shared_tls_context(), base_url=base_url, timeout=timeout) as client:
 
         def check(name: str, call: Callable[[], httpx.Response], expect: int, code: str | None = None) -> None:
             try:

@@ -19,6 +19,7 @@ import pytest
 
 from chaos.stack.base import StackBackend
 from conformance.suite_events import RUN_ID, SOURCE_PREFIX
+from conformance.tls import shared_tls_context
 
 # The operator commands the checks run, by the runbook's names for them (scripts/<name>), as the argv that
 # runs each: `python -m` of its module, so an installed package (no checkout) runs them too.
@@ -64,7 +65,7 @@ class Target:
     service_command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "service"])
 
     def client(self, timeout: float = 10.0, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=timeout, **kwargs)
+        return httpx.Client(verify=shared_tls_context(), base_url=self.base_url, timeout=timeout, **kwargs)
 
     @property
     def auth(self) -> dict[str, str]:
@@ -244,7 +245,7 @@ def precheck(
 
     Raises CouldNotRun with one line otherwise. A 5xx is not a reason to stop: showing it is the checks'
     job. Costs one anonymous request, and one more only when the key is refused."""
-    with httpx.Client(base_url=base_url, timeout=PRECHECK_TIMEOUT_S) as client:
+    with httpx.Client(verify=shared_tls_context(), base_url=base_url, timeout=PRECHECK_TIMEOUT_S) as client:
         try:
             client.get("/health/live")
             _wait_out_anonymous_limit(client, base_url, progress, rate_limit_wait_bound_s)

@@ -26,6 +26,7 @@ import httpx
 from chaos.stack.migrations import migrate
 from chaos.stack.servers import PostgresServer, RedisServer
 from chaos.stack.service import ServiceProcess, generated_credentials
+from conformance.tls import shared_tls_context
 
 POLL_INTERVAL_S = 0.02
 
@@ -34,7 +35,7 @@ class ReadinessPoller:
     """Records (time, status) of /health/ready as fast as POLL_INTERVAL_S allows."""
 
     def __init__(self, base_url: str) -> None:
-        self._client = httpx.Client(base_url=base_url, timeout=5)
+        self._client = httpx.Client(verify=shared_tls_context(), base_url=base_url, timeout=5)
         self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -83,7 +84,9 @@ def hung_request_times(base_url: str, api_key: str, postgres: PostgresServer, co
     times = []
     postgres.pause()
     try:
-        with httpx.Client(base_url=base_url, timeout=30, headers={"X-API-Key": api_key}) as client:
+        with httpx.Client(
+            verify=shared_tls_context(), base_url=base_url, timeout=30, headers={"X-API-Key": api_key}
+        ) as client:
             for _ in range(count):
                 started = time.monotonic()
                 response = client.get("/api/v1/events", params={"limit": 1})

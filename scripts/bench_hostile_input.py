@@ -35,6 +35,7 @@ import httpx
 from chaos.stack.migrations import migrate
 from chaos.stack.servers import PostgresServer, RedisServer
 from chaos.stack.service import ServiceProcess, generated_credentials
+from conformance.tls import shared_tls_context
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,7 +57,7 @@ def _series(client: httpx.Client) -> tuple[int, int]:
 
 
 def measure_series(base_url: str) -> str:
-    with httpx.Client(base_url=base_url, timeout=10) as client:
+    with httpx.Client(verify=shared_tls_context(), base_url=base_url, timeout=10) as client:
         client.request("WARMUP", "/nope")
         client.get("/nope")
         _series(client)  # a scrape's own series appear in the next one

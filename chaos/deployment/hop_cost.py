@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from conformance.tls import shared_tls_context
+
 REQUESTS = 300  # per path; bounded in count and time
 MAX_SECONDS = 60.0
 
@@ -41,8 +43,8 @@ def measure(balancer_url: str, replica_url: str, api_key: str, requests: int = R
     headers = {"X-API-Key": api_key}
     deadline = time.monotonic() + MAX_SECONDS
     with (
-        httpx.Client(base_url=balancer_url, headers=headers, timeout=5) as balancer,
-        httpx.Client(base_url=replica_url, headers=headers, timeout=5) as direct,
+        httpx.Client(verify=shared_tls_context(), base_url=balancer_url, headers=headers, timeout=5) as balancer,
+        httpx.Client(verify=shared_tls_context(), base_url=replica_url, headers=headers, timeout=5) as direct,
     ):
         for _ in range(requests):
             if time.monotonic() > deadline:

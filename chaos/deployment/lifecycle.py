@@ -46,6 +46,7 @@ from chaos.deployment.variants import build_release_variants
 from chaos.drills.alert_clock import DRILL_FACTOR, DRILL_RULES, PRODUCTION_RULES
 from chaos.lifecycle import free_port
 from chaos.stack.images import IMAGES, LOCAL_BASE_IMAGE
+from conformance.tls import shared_tls_context
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
@@ -288,7 +289,7 @@ def wait_until_serving(
     base_url = f"http://127.0.0.1:{ports.api}"
     reported: set[str] = set()
     state: dict[str, object] = {}
-    with httpx.Client(timeout=HTTP_TIMEOUT_S) as client:
+    with httpx.Client(verify=shared_tls_context(), timeout=HTTP_TIMEOUT_S) as client:
         while True:
             running = [c for c in compose.inspect(API_SERVICE, all=False) if c["State"]["Status"] == "running"]
             ips = [network_ips(container) for container in running]

@@ -27,6 +27,7 @@ from chaos.drills.result import DrillResult, JournalEntry, ProbeOutcome
 from chaos.drills.safeguards import AbortMonitor
 from chaos.drills.traffic import DrillClock, Sample, TrafficRecorder
 from chaos.stack.base import StackBackend
+from conformance.tls import shared_tls_context
 
 log = logging.getLogger("chaos.drills")
 Progress = Callable[[str], None]
@@ -100,8 +101,8 @@ def _expect(ctx: DrillContext, result: DrillResult, probe: Probe, phase: str) ->
 
 def _service_identity(stack: StackBackend) -> tuple[str | None, str | None]:
     with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-        live = httpx.get(f"{stack.api_url}/health/live", timeout=3).json()
-        ready = httpx.get(f"{stack.api_url}/health/ready", timeout=3).json()
+        live = httpx.get(f"{stack.api_url}/health/live", timeout=3, verify=shared_tls_context()).json()
+        ready = httpx.get(f"{stack.api_url}/health/ready", timeout=3, verify=shared_tls_context()).json()
         return live.get("version"), ready.get("schema_revision")
     return None, None
 

@@ -7,6 +7,7 @@ import httpx
 
 from chaos.drills.model import DrillContext, Observation, Probe
 from chaos.stack.fleet import Replica
+from conformance.tls import shared_tls_context
 
 ROTATION_TIMEOUT_S = 15.0  # the balancer checks every second (fall 1, rise 2): a generous bound on its moves
 
@@ -64,7 +65,7 @@ def replica_ready(key: str = "victim", *, degraded_on: str | None = None, timeou
         if replica.url is None:
             return Observation(False, None, f"{replica.name}: the target gives no direct address (probe_network)")
         try:
-            response = httpx.get(f"{replica.url}/health/ready", timeout=2)
+            response = httpx.get(f"{replica.url}/health/ready", timeout=2, verify=shared_tls_context())
         except httpx.HTTPError as error:
             return Observation(False, None, f"{replica.name}: {type(error).__name__}")
         body = response.json()

@@ -14,6 +14,7 @@ import httpx
 
 from chaos.drills.traffic import DrillClock
 from chaos.stack.fleet import Fleet
+from conformance.tls import shared_tls_context
 
 POLL_INTERVAL_S = 0.1
 READY_TIMEOUT_S = 1.5  # above readiness's own bound (≤ 1 s): a slow answer is still an answer
@@ -67,7 +68,7 @@ class FleetWatcher:
         return states
 
     def _run(self) -> None:
-        with httpx.Client(timeout=READY_TIMEOUT_S) as client:
+        with httpx.Client(verify=shared_tls_context(), timeout=READY_TIMEOUT_S) as client:
             while not self._stop.is_set():
                 t = self.clock.now()
                 try:

@@ -21,6 +21,7 @@ import httpx
 from chaos.drills.prometheus import AlertWatcher
 from chaos.drills.traffic import DrillClock, TrafficRecorder
 from chaos.stack.base import Capability, StackBackend
+from conformance.tls import shared_tls_context
 
 Progress = Callable[[str], None]
 
@@ -232,7 +233,7 @@ class DrillContext:
 
     @contextlib.contextmanager
     def client(self, timeout: float = 5.0) -> Iterator[httpx.Client]:
-        with httpx.Client(base_url=self.base_url, timeout=timeout) as client:
+        with httpx.Client(verify=shared_tls_context(), base_url=self.base_url, timeout=timeout) as client:
             yield client
 
     def record(self, line: str) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import httpx
 
 from chaos.drills.model import DrillContext, Observation, Probe
+from conformance.tls import shared_tls_context
 
 # RB-DB-FAILFAST's bound (DB_REQUEST_TIMEOUT_S default 2 s) plus the network; a slower answer is a failure.
 FAIL_FAST_BOUND_S = 2.5
@@ -47,7 +48,7 @@ def _replicas_ready(ctx: DrillContext) -> list[tuple[str, int, dict[str, object]
     if not replicas:
         return None
     answers = []
-    with httpx.Client(timeout=2) as client:
+    with httpx.Client(verify=shared_tls_context(), timeout=2) as client:
         for replica in replicas:
             response = client.get(f"{replica.url}/health/ready")
             answers.append((replica.name, response.status_code, response.json()))
@@ -85,7 +86,7 @@ def live_ok() -> Probe:
             if not ctx.stack.supports("replicas"):
                 return Observation(True, status, "503 NO_READY_REPLICA: liveness not observable through the balancer")
             replicas = [r for r in ctx.stack.fleet().replicas() if r.url]
-            with httpx.Client(timeout=2) as client:
+            with httpx.Client(verify=shared_tls_context(), timeout=2) as client:
                 codes = {r.name: client.get(f"{r.url}/health/live").status_code for r in replicas}
             ok = bool(codes) and all(code == 200 for code in codes.values())
             return Observation(ok, status, f"balancer 503 NO_READY_REPLICA; replicas {codes}")

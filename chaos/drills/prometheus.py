@@ -27,6 +27,7 @@ from chaos.drills.alert_clock import DRILL_RULES, PRODUCTION_SCRAPE_INTERVAL, cl
 from chaos.drills.prometheus_api import PrometheusAPI
 from chaos.drills.traffic import DrillClock
 from chaos.lifecycle import Lifecycle, ServerError, free_port, labelled_directory, start_process
+from conformance.tls import shared_tls_context
 
 RULES = DRILL_RULES
 READY_TIMEOUT_S = 30.0
@@ -100,7 +101,7 @@ class PrometheusServer(Lifecycle):
             if self._process.poll() is not None:
                 raise ServerError(f"prometheus exited: {(self.directory / 'prometheus.log').read_text()[-2000:]}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/-/ready", timeout=1, verify=shared_tls_context()).status_code == 200:
                     return self
             if time.monotonic() > deadline:
                 self.close()
@@ -108,13 +109,15 @@ class PrometheusServer(Lifecycle):
             time.sleep(0.1)
 
     def query(self, expression: str) -> list[dict[str, object]]:
-        response = httpx.get(f"{self.url}/api/v1/query", params={"query": expression}, timeout=2)
+        response = httpx.get(
+            f"{self.url}/api/v1/query", params={"query": expression}, timeout=2, verify=shared_tls_context()
+        )
         response.raise_for_status()
         result: list[dict[str, object]] = response.json()["data"]["result"]
         return result
 
     def alerts(self) -> list[dict[str, object]]:
-        response = httpx.get(f"{self.url}/api/v1/alerts", timeout=2)
+        response = httpx.get(f"{self.url}/api/v1/alerts", timeout=2, verify=shared_tls_context())
         response.raise_for_status()
         alerts: list[dict[str, object]] = response.json()["data"]["alerts"]
         return alerts

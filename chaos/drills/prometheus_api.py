@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import httpx
 
+from conformance.tls import shared_tls_context
+
 TIMEOUT_S = 2.0
 
 
@@ -16,18 +18,20 @@ class PrometheusAPI:
 
     def ready(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/-/ready", timeout=TIMEOUT_S).status_code == 200
+            return httpx.get(f"{self.url}/-/ready", timeout=TIMEOUT_S, verify=shared_tls_context()).status_code == 200
         except httpx.HTTPError:
             return False
 
     def query(self, expression: str) -> list[dict[str, object]]:
-        response = httpx.get(f"{self.url}/api/v1/query", params={"query": expression}, timeout=TIMEOUT_S)
+        response = httpx.get(
+            f"{self.url}/api/v1/query", params={"query": expression}, timeout=TIMEOUT_S, verify=shared_tls_context()
+        )
         response.raise_for_status()
         result: list[dict[str, object]] = response.json()["data"]["result"]
         return result
 
     def alerts(self) -> list[dict[str, object]]:
-        response = httpx.get(f"{self.url}/api/v1/alerts", timeout=TIMEOUT_S)
+        response = httpx.get(f"{self.url}/api/v1/alerts", timeout=TIMEOUT_S, verify=shared_tls_context())
         response.raise_for_status()
         alerts: list[dict[str, object]] = response.json()["data"]["alerts"]
         return alerts

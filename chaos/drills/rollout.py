@@ -19,6 +19,7 @@ import httpx
 
 from chaos.drills.model import DrillContext
 from chaos.stack.fleet import Replica
+from conformance.tls import shared_tls_context
 
 VERIFY_TIMEOUT_S = 30.0  # a replica that is not ready and verified within this failed its verification
 DRAIN_TIMEOUT_S = 30.0  # the replica's stop grace (docker-compose.prod.yml stop_grace_period)
@@ -54,7 +55,7 @@ def verify(ctx: DrillContext, replica: Replica, deadline_s: float = VERIFY_TIMEO
         return False, f"{replica.name}: no direct address to verify it on (the target's probe_network)"
     deadline = time.monotonic() + deadline_s
     last = "no answer"
-    with httpx.Client(base_url=replica.url, timeout=3, headers=ctx.auth) as client:
+    with httpx.Client(verify=shared_tls_context(), base_url=replica.url, timeout=3, headers=ctx.auth) as client:
         while time.monotonic() < deadline:
             ctx.check_abort()
             try:

@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from conformance.tls import shared_tls_context
+
 MAX_REQUESTS = 20_000
 MAX_SECONDS = 600.0
 
@@ -167,9 +169,13 @@ class TrafficRecorder:
         self._stopping = asyncio.Event()
         headers = {"X-API-Key": self.api_key}
         async with (
-            httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=self.timeout_s) as reads,
-            httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=self.timeout_s) as writes,
-            httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout_s) as probes,
+            httpx.AsyncClient(
+                verify=shared_tls_context(), base_url=self.base_url, headers=headers, timeout=self.timeout_s
+            ) as reads,
+            httpx.AsyncClient(
+                verify=shared_tls_context(), base_url=self.base_url, headers=headers, timeout=self.timeout_s
+            ) as writes,
+            httpx.AsyncClient(verify=shared_tls_context(), base_url=self.base_url, timeout=self.timeout_s) as probes,
         ):
             await asyncio.gather(
                 self._every(self.read_interval_s, lambda: self._read(reads)),

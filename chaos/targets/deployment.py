@@ -24,6 +24,7 @@ from chaos.targets.docker_driver import DockerDriver
 from chaos.targets.fleet import DockerFleet
 from chaos.targets.spec import TargetSpec
 from chaos.targets.watchdog import Leases
+from conformance.tls import shared_tls_context
 
 ANSWER_TIMEOUT_S = 30.0  # how long `start` waits for the target's API to answer
 
@@ -50,7 +51,7 @@ class DeploymentTarget(StackBackend):
         deadline = time.monotonic() + ANSWER_TIMEOUT_S
         while True:
             try:
-                if httpx.get(f"{spec.base_url}/health/live", timeout=3).status_code == 200:
+                if httpx.get(f"{spec.base_url}/health/live", timeout=3, verify=shared_tls_context()).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

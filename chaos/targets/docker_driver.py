@@ -38,6 +38,8 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
+from conformance.tls import shared_tls_context
+
 LABEL_PROJECT = "com.docker.compose.project"
 LABEL_SERVICE = "com.docker.compose.service"
 LABEL_NUMBER = "com.docker.compose.container-number"
@@ -84,7 +86,10 @@ class DockerDriver:
         self.socket_path = socket_path
         self.timeout_s = timeout_s
         self._client = httpx.Client(
-            transport=httpx.HTTPTransport(uds=socket_path), base_url="http://docker", timeout=timeout_s
+            verify=shared_tls_context(),
+            transport=httpx.HTTPTransport(uds=socket_path),
+            base_url="http://docker",
+            timeout=timeout_s,
         )
         self._prefix: str | None = None
         # (container id, network) -> aliases it had there when `disconnect` took it off.

@@ -38,6 +38,7 @@ import httpx
 
 from chaos.invocation import program_name
 from conformance.secret_options import add_secret_option, parse_without_echo, secret_epilog, secret_from
+from conformance.tls import shared_tls_context
 from conformance.verdicts import Health, base_url, exit_code_epilog, health_exit, unreachable_reason
 
 OK, DEGRADED, FAIL, UNCHECKED, NOT_USED = "ok", "degraded", "fail", "unchecked", "not used"
@@ -88,7 +89,7 @@ def _tolerable(allow_degraded: bool) -> str:
 def run_checks(base: str, *, api_key: str, timeout: float, allow_degraded: bool) -> list[Check]:
     """Every scope's check; raises Unreachable when the deployment does not answer /health/live at all."""
     checks: list[Check] = []
-    with httpx.Client(base_url=base, timeout=timeout) as client:
+    with httpx.Client(verify=shared_tls_context(), base_url=base, timeout=timeout) as client:
         response, ms, rid, error = _get(client, "/health/live")
         if response is None:
             raise Unreachable(f"{base} does not answer /health/live: {error}")

@@ -32,6 +32,7 @@ import httpx
 
 from chaos.invocation import program_name
 from conformance.secret_options import add_secret_option, parse_without_echo, secret_epilog, secret_from
+from conformance.tls import shared_tls_context
 from conformance.verdicts import OUTCOME_EXIT, Outcome, base_url, exit_code_epilog, overall, unreachable_reason
 
 
@@ -112,7 +113,7 @@ def check_guards(
     """Both guards' results; raises CouldNotRun when the deployment does not answer at all."""
     results: list[GuardResult] = []
     auth = {"X-API-Key": api_key}
-    with httpx.Client(base_url=base, timeout=timeout) as client:
+    with httpx.Client(verify=shared_tls_context(), base_url=base, timeout=timeout) as client:
         if max_body is None or max_items is None:
             limits = _limits(client, base, timeout)
             max_body = max_body if max_body is not None else limits.get("max_request_body_bytes")

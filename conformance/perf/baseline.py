@@ -48,6 +48,7 @@ from conformance import provenance
 from conformance.perf.console import Progress, stderr
 from conformance.perf.errors import TargetError, UsageError
 from conformance.perf.targets import check_target
+from conformance.tls import shared_tls_context
 
 IMAGE_PREFIX = "image:"
 DOCKER_TIMEOUT_S = 15.0
@@ -128,7 +129,7 @@ def require_same_schema(ref: BaselineRef, needs: str | None, database_has: str |
 def readiness(base_url: str) -> dict[str, object]:
     """The baseline's /health/ready body (any status: a degraded one still names its schema)."""
     try:
-        response = httpx.get(f"{base_url}/health/ready", timeout=5)
+        response = httpx.get(f"{base_url}/health/ready", timeout=5, verify=shared_tls_context())
         body = response.json()
     except (httpx.HTTPError, ValueError) as error:
         raise TargetError(f"the baseline at {base_url} does not answer /health/ready: {error}") from None

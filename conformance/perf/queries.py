@@ -107,6 +107,7 @@ from conformance.perf.suite import SUITE, utc_iso
 from conformance.perf.targets import TargetRefused, check_target
 from conformance.perf.thresholds import Thresholds
 from conformance.provenance import current
+from conformance.tls import shared_tls_context
 from conformance.verdicts import Exit, exit_code_epilog
 
 REQUIREMENT = "RB-PERF-GATE"
@@ -163,7 +164,9 @@ async def _benchmark(
 ) -> dict[str, Any]:
     rng = random.Random(seed)  # noqa: S311 (query parameters, not secrets)
     headers = {"X-API-Key": api_key, "User-Agent": "benchmark_queries.py"}
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=profile.request_timeout_s) as client:
+    async with httpx.AsyncClient(
+        verify=shared_tls_context(), base_url=base_url, headers=headers, timeout=profile.request_timeout_s
+    ) as client:
         stderr(f"discovering the dataset through {base_url}/api/v1/events ...")
         data = await discover(client, profile.span_days, rng)
         stderr(

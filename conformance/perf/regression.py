@@ -66,6 +66,7 @@ from conformance.perf.seeding import DatasetSpec, seed_events
 from conformance.perf.suite import Dataset, utc_iso
 from conformance.perf.targets import check_target
 from conformance.perf.thresholds import Thresholds
+from conformance.tls import shared_tls_context
 from conformance.verdicts import Exit
 
 if TYPE_CHECKING:
@@ -173,7 +174,9 @@ async def _measure(
 ) -> tuple[Dataset, list[Round], str | None]:
     rng = random.Random(seed)  # noqa: S311 (query parameters, not secrets)
     headers = dict(discover_through.headers)
-    async with httpx.AsyncClient(base_url=discover_through.base_url, headers=headers, timeout=10) as client:
+    async with httpx.AsyncClient(
+        verify=shared_tls_context(), base_url=discover_through.base_url, headers=headers, timeout=10
+    ) as client:
         data = await discover(client, profile.span_days, rng)
     runners: dict[Side, RoundRunner] = {side: http_rounds(endpoint, data, profile) for side, endpoint in sides.items()}
     rounds, stopped = await alternate(runners, data, profile, plan, seed=seed, ceiling=ceiling, progress=progress)
@@ -286,7 +289,13 @@ def _remote_sides(profile: Profile, ref: BaselineRef) -> tuple[dict[Side, Endpoi
     for name, base_url, key in (("candidate", candidate_url, api_key), ("baseline", ref.target, baseline_key)):
         ready = readiness(base_url)
         try:
-            newest = httpx.get(f"{base_url}/api/v1/events", params={"limit": "1"}, headers=_headers(key), timeout=10)
+            newest = httpx.get(
+                f"{base_url}/api/v1/events",
+                params={"limit": "1"},
+                headers=_headers(key),
+                timeout=10,
+                verify=shared_tls_context(),
+            )
             newest.raise_for_status()
             first = [item["id"] for item in newest.json()["items"]]
         except (httpx.HTTPError, ValueError, KeyError) as error:

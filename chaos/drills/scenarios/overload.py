@@ -16,6 +16,7 @@ from chaos.drills import probes
 from chaos.drills.actions import rollout
 from chaos.drills.model import INCIDENT_REQUIREMENTS, Drill, DrillContext, Mitigation, Observation, Probe
 from chaos.drills.traffic import Sample
+from conformance.tls import shared_tls_context
 
 SPIKE_SECONDS = 6.0
 # A spike that has not been throttled by then goes on, up to this bound: on a loaded machine 6 s of it sent 281
@@ -74,7 +75,7 @@ async def _spike(ctx: DrillContext) -> None:
             throttled = throttled or status == 429
             ctx.traffic.record(Sample(at, kind, status, time.perf_counter() - started, code))
 
-    async with httpx.AsyncClient(base_url=ctx.base_url, timeout=10) as spike_client:
+    async with httpx.AsyncClient(verify=shared_tls_context(), base_url=ctx.base_url, timeout=10) as spike_client:
         await asyncio.gather(*(worker(spike_client) for _ in range(SPIKE_CONCURRENCY)))
 
 
