@@ -170,15 +170,19 @@ def test_a_service_with_this_defect_fails_the_requirement(
 def test_the_same_checks_pass_against_the_real_service(mutant: tuple[LocalStack, Path], tmp_path: Path) -> None:
     stack, defect_file = mutant
     defect_file.write_text("none")
-    for requirement in sorted({r for _, r in HTTP_DEFECTS}):
-        matrix = run_conformance(
-            requirement,
-            "--base-url",
-            stack.api_url,
-            report_dir=tmp_path / requirement,
-            env={"API_KEY": stack.api_key, "JWT_SECRET": stack.service_env["JWT_SECRET"]},
-        )
-        assert matrix["exit_code"] == 0, matrix["output"]
+    # One run of every requirement above (a run per requirement took 8 s each, 162 s in CI, mostly start-up).
+    first, *others = sorted({r for _, r in HTTP_DEFECTS})
+    matrix = run_conformance(
+        first,
+        *(argument for requirement in others for argument in ("--requirement", requirement)),
+        "--base-url",
+        stack.api_url,
+        report_dir=tmp_path,
+        env={"API_KEY": stack.api_key, "JWT_SECRET": stack.service_env["JWT_SECRET"]},
+    )
+    assert matrix["exit_code"] == 0, matrix["output"]
+    outcomes = {requirement: outcome_of(matrix, requirement) for requirement in [first, *others]}
+    assert all(outcome.startswith("passed") for outcome in outcomes.values()), (outcomes, matrix["output"])
 
 
 @pytest.mark.parametrize(
