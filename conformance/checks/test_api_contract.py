@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance.schemathesis_output import failures_section
 from conformance.target import Target
 
 requirement = pytest.mark.requirement
@@ -23,17 +24,6 @@ HERE = Path(__file__).resolve().parent.parent
 CONFIG = HERE / "schemathesis.toml"
 HOOKS = "conformance.schemathesis_hooks"
 MAX_EXAMPLES = os.environ.get("CONFORMANCE_SCHEMATHESIS_EXAMPLES", "40")
-
-
-def _failures(output: str) -> str:
-    """Schemathesis' FAILURES section (or its last lines), each line cut short: a failing case can carry a
-    body of megabytes."""
-    lines = output.splitlines()
-    start = next((index for index, line in enumerate(lines) if "FAILURES" in line), max(0, len(lines) - 40))
-    end = next((index for index, line in enumerate(lines) if index > start and "SUMMARY" in line), len(lines))
-    return "\n".join(line[:300] for line in lines[start:end][:80])
-
-
 KEY_VARIABLE = "CONFORMANCE_SCHEMATHESIS_API_KEY"
 
 
@@ -70,10 +60,12 @@ def test_schemathesis_finds_no_contract_violation(target: Target, tmp_path: Path
         MAX_EXAMPLES,
         "--request-timeout",
         "10",
-        # Two operations at a time: the same cases, sent while the other is being generated or answered
-        # (the embedded stack serves with two workers).
+        # One worker: Schemathesis' workers are threads, and on CPython 3.11 two threads building ASTs at once
+        # (Hypothesis describes its filter lambdas with `ast.parse`) can raise "AST constructor recursion depth
+        # mismatch" (python/cpython#106905): an error of the harness, not of the service, which failed 1 run in
+        # 8 on a loaded machine, and a CI run.
         "--workers",
-        "2",
+        "1",
         "--report",
         "junit",
         "--report-dir",
@@ -83,5 +75,5 @@ def test_schemathesis_finds_no_contract_violation(target: Target, tmp_path: Path
     if target.api_key:
         environment[KEY_VARIABLE] = target.api_key
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=environment)
-    assert result.returncode == 0, f"Schemathesis found contract violations:\n{_failures(result.stdout)}"
+    assert result.returncode == 0, f"Schemathesis found contract violations:\n{failures_section(result.stdout)}"
     assert "passed" in result.stdout
