@@ -41,6 +41,11 @@ from conformance.verdicts import Exit, base_url, exit_code_epilog
 
 CHECKS = Path(__file__).resolve().parent / "checks"
 
+# pytest plugins of this environment that no check uses: loading them (Schemathesis and Hypothesis above all;
+# RB-API-CONTRACT runs Schemathesis as its own process) cost about 1.5 s of every run's start (docs/BENCHMARKS.md).
+# (pytest-alembic stays: pyproject.toml sets its option, which pytest would warn of as unknown without it.)
+UNUSED_PYTEST_PLUGINS = ("schemathesis", "hypothesispytest", "locust", "benchmark")
+
 EXIT_MEANING = {
     Exit.OK: "every selected check passed (or is not applicable)",
     Exit.FAILED: "a check failed: the requirement matrix names the failed requirements",
@@ -138,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         str(CHECKS),
         "-p",
         "no:cacheprovider",
+        *(f"-pno:{plugin}" for plugin in UNUSED_PYTEST_PLUGINS),
         "--report-dir",
         str(report_dir),
         f"--junitxml={report_dir / 'junit.xml'}",
