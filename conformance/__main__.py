@@ -6,6 +6,7 @@
     python -m conformance --backend docker -k test_         # the embedded stack as containers
     python -m conformance -- --lf                           # anything after `--` goes to pytest as it is
     python -m conformance --evidence-from reports           # with the latest drill and gate outcomes
+    python -m conformance --jobs 1                          # one process and one stack (the default is 2)
 
 A remote target (--base-url) takes its API key from $API_KEY or --api-key-file PATH (required), and the JWT
 checks its secret from $JWT_SECRET or --jwt-secret-file PATH (without it they are "not applicable"). Before
@@ -13,6 +14,11 @@ any check the target must answer and accept the key (and tokens signed with the 
 says why and the exit status is 3. Checks that must break or restart a dependency run only on the embedded
 stack; on a remote target they are reported as "not applicable to a remote target", never as passed. Writes
 requirements.md, requirements.json and junit.xml (requirement IDs as properties) to the report directory.
+
+A full run on the embedded local stack is split into two shards (pytest-xdist processes), each starting an
+embedded stack of its own, so that one shard's waits (drains, timeouts the checks prove, restarts) overlap the
+other's; the controller merges their outcomes into one matrix. `--jobs N` sets the number. By default a remote
+target, the Docker backend and a selection (--requirement, -k) run as one process; a remote target always does.
 
 What a run writes into the target: events, through the API, only ever with a `source` that begins with
 `rb-conformance-` and an `occurred_at` on 2001-01-01 (UTC) — the checks' own and Schemathesis' generated
@@ -109,10 +115,40 @@ def _parser() -> argparse.ArgumentParser:
         "commit and whether it is stale (repeatable; docs/EVIDENCE.md); without it they read 'not checked by "
         "this run'",
     )
+    parser.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=None,
+        metavar="N",
+        help="shards of the embedded stack's run, each a process with a stack of its own (default: 2 for a full "
+        "run on the local backend with 2 or more CPUs, else 1; a remote target is checked by one process: its "
+        "anonymous rate limit counts per client address)",
+    )
     parser.add_argument("-k", dest="keyword", metavar="EXPRESSION", help="only checks whose names match (pytest -k)")
     parser.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
     parser.add_argument("-q", "--quiet", action="store_true", help="less pytest output")
     return parser
+
+
+MAX_JOBS = 8  # each shard is a PostgreSQL, a Redis, a fault proxy and a 2-worker service
+
+
+def _jobs(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"want a whole number from 1 to {MAX_JOBS}, got {text!r}")
+    return int(text)
+
+
+def _shards(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """How many shards: --jobs, else 2 for a full run on the local backend (where it halves the wall time,
+    docs/BENCHMARKS.md), else 1."""
+    if args.jobs is not None:
+        if args.jobs > 1 and args.base_url:
+            parser.error("--jobs above 1 needs the embedded stack: a remote target is checked by one process")
+        return int(args.jobs)
+    backend = args.backend or os.environ.get(STACK_BACKEND_ENV) or "local"
+    selected = args.requirement or args.keyword
+    return 2 if not args.base_url and backend == "local" and not selected and (os.cpu_count() or 1) >= 2 else 1
 
 
 def _exit_code(pytest_status: int) -> Exit:
@@ -138,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments, pytest_extra = arguments[:cut], arguments[cut + 1 :]
     parser = _parser()
     args = parse_without_echo(parser, arguments)
+    shards = _shards(args, parser)
     report_dir = Path(args.report_dir)
     pytest_args = [
         str(CHECKS),
@@ -197,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pytest_args += ["-k", args.keyword]
     if args.exitfirst:
         pytest_args.append("-x")
+    if shards > 1:
+        pytest_args += ["-n", str(shards), "--dist", "load"]
     return _exit_code(int(pytest.main([*pytest_args, *pytest_extra])))
 
 

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.junitxml import xml_key  # the junitxml plugin's own key (see pytest_sessionstart)
 
 from conformance import evidence
 from conformance.junit import FIGURE_PREFIX
@@ -107,11 +109,49 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{REQUIREMENT_MARK}(*ids): the runbook requirement IDs this test proves")
     config.addinivalue_line("markers", f"{NEEDS_CONTROL_MARK}: breaks or restarts parts of the stack; {NOT_APPLICABLE}")
     config.stash[_RESULTS] = defaultdict(RequirementOutcome)
+    config.pluginmanager.register(OutcomeCollector(config.stash[_RESULTS]), "conformance-outcomes")
+    if is_shard_controller(config):
+        # The controller of `-n N` collects nothing: the matrix is built from the reports its shards send, and
+        # the registry and evidence it needs are read here (the shards check coverage and report a refusal).
+        config.stash[_REGISTRY] = _registry()
+        _read_evidence(config, config.stash[_REGISTRY])
 
 
 _RESULTS = pytest.StashKey[defaultdict[str, RequirementOutcome]]()
 _REGISTRY = pytest.StashKey[Registry]()
 _EVIDENCE = pytest.StashKey[evidence.Matrix]()
+_REFUSED = pytest.StashKey[str]()  # a shard's usage error (incomplete coverage), shown by the controller
+SHARD_REFUSAL = "conformance_usage_error"  # the key of that error in a shard's `workeroutput`
+
+
+def is_shard(config: pytest.Config) -> bool:
+    """A pytest-xdist worker: one shard of `python -m conformance --jobs N`, with an embedded stack of its own."""
+    return hasattr(config, "workerinput")
+
+
+def is_shard_controller(config: pytest.Config) -> bool:
+    """The process that runs pytest-xdist's shards (`-n N`, N ≥ 1) and receives their reports."""
+    return not is_shard(config) and str(getattr(config.option, "dist", "no")) != "no"
+
+
+def _registry() -> Registry:
+    try:
+        return load_registry()
+    except RegistryError as error:
+        raise pytest.UsageError(str(error)) from None
+
+
+def _read_evidence(config: pytest.Config, registry: Registry) -> None:
+    evidence_from = [Path(directory) for directory in config.getoption("evidence_from")]
+    if not evidence_from:
+        return
+    missing = [str(directory) for directory in evidence_from if not directory.exists()]
+    if missing:
+        raise pytest.UsageError(f"--evidence-from: no such report directory: {', '.join(missing)}")
+    try:
+        config.stash[_EVIDENCE] = evidence.build(evidence_from, registry=registry)
+    except ValueError as error:
+        raise pytest.UsageError(f"--evidence-from: {error}") from None
 
 
 def suite_properties(config: pytest.Config) -> dict[str, str]:
@@ -125,13 +165,15 @@ def suite_properties(config: pytest.Config) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session", autouse=True)
-def junit_suite_properties(
-    record_testsuite_property: Callable[[str, object], None], pytestconfig: pytest.Config
-) -> None:
-    """Stamps --junitxml's testsuite with the run's provenance (a no-op without --junitxml)."""
-    for name, value in suite_properties(pytestconfig).items():
-        record_testsuite_property(name, value)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stamps --junitxml's testsuite with the run's provenance (nothing without --junitxml). Not through the
+    `record_testsuite_property` fixture: with shards, the fixture runs in the workers, and only the controller
+    writes the file (pytest's junitxml plugin is off in xdist workers)."""
+    xml = session.config.stash.get(xml_key, None)
+    if xml is None:
+        return
+    for name, value in suite_properties(session.config).items():
+        xml.add_global_property(name, value)
 
 
 def _drill_names() -> list[str]:
@@ -144,10 +186,7 @@ def _drill_names() -> list[str]:
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    try:
-        registry = load_registry()
-    except RegistryError as error:
-        raise pytest.UsageError(str(error)) from None
+    registry = _registry()
     tested: dict[str, list[str]] = defaultdict(list)
     malformed = []
     for item in items:
@@ -158,7 +197,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     only = set(config.getoption("only_requirement"))
     unknown_only = sorted(only - set(registry.requirements))
     if unknown_only:
-        raise pytest.UsageError(f"unknown requirement ID(s): {', '.join(unknown_only)}")
+        _refuse(config, items, f"unknown requirement ID(s): {', '.join(unknown_only)}")
+        return
     if only:
         selected = [item for item in items if only & set(requirement_ids(item))]
         config.hook.pytest_deselected(items=[item for item in items if item not in selected])
@@ -171,17 +211,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not partial_run:
         problems += registry.coverage_problems(tested, _drill_names())
     if problems:
-        raise pytest.UsageError("requirement coverage is incomplete:\n  " + "\n  ".join(problems))
+        _refuse(config, items, "requirement coverage is incomplete:\n  " + "\n  ".join(problems))
+        return
     config.stash[_REGISTRY] = registry
-    evidence_from = [Path(directory) for directory in config.getoption("evidence_from")]
-    if evidence_from:
-        missing = [str(directory) for directory in evidence_from if not directory.exists()]
-        if missing:
-            raise pytest.UsageError(f"--evidence-from: no such report directory: {', '.join(missing)}")
-        try:
-            config.stash[_EVIDENCE] = evidence.build(evidence_from, registry=registry)
-        except ValueError as error:
-            raise pytest.UsageError(f"--evidence-from: {error}") from None
+    if not is_shard(config):
+        _read_evidence(config, registry)
     if config.getoption("base_url"):
         skip = pytest.mark.skip(reason=NOT_APPLICABLE)
         for item in items:
@@ -192,10 +226,44 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             item.user_properties.append(("requirement", requirement_id))
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    if report.when == "call" or (report.when == "setup" and (report.failed or report.skipped)):
+def _refuse(config: pytest.Config, items: list[pytest.Item], refusal: str) -> None:
+    """Stop the run with a usage error (exit 4, `python -m conformance`'s 2). A usage error raised in a
+    shard's collection would crash xdist's controller (an INTERNALERROR): a shard runs nothing instead and
+    hands the refusal to the controller, which exits with it (pytest_testnodedown, pytest_sessionfinish)."""
+    if not is_shard(config):
+        raise pytest.UsageError(refusal)
+    config.workeroutput[SHARD_REFUSAL] = refusal  # type: ignore[attr-defined]
+    config.hook.pytest_deselected(items=list(items))
+    items.clear()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """A shard ended (pytest-xdist): keep the usage error it refused to run with, if any."""
+    refusal = getattr(node, "workeroutput", {}).get(SHARD_REFUSAL)
+    if refusal:
+        node.config.stash[_REFUSED] = str(refusal)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    refusal = session.config.stash.get(_REFUSED, None)
+    if refusal:
+        print(f"ERROR: {refusal}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+
+@dataclass
+class OutcomeCollector:
+    """A check's outcome for each requirement it proves, from its report: the requirement IDs and figures
+    travel in its user_properties, so the reports a controller receives from its shards carry them too.
+    An object registered per session (pytest_configure), because this hook is given no config."""
+
+    results: defaultdict[str, RequirementOutcome]
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not (report.when == "call" or (report.when == "setup" and (report.failed or report.skipped))):
+            return
         if report.passed:
             outcome = "passed"
         elif report.skipped:
@@ -203,16 +271,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             outcome = NOT_APPLICABLE if NOT_APPLICABLE in reason else "skipped"
         else:
             outcome = "failed"
-        results = item.config.stash[_RESULTS]
         figures = {
             name.removeprefix(FIGURE_PREFIX): value
-            for name, value in item.user_properties
+            for name, value in report.user_properties
             if isinstance(name, str) and name.startswith(FIGURE_PREFIX)
         }
-        for requirement_id in requirement_ids(item):
-            results[requirement_id].tests[item.nodeid] = outcome
-            results[requirement_id].figures.update(figures)
-    return report
+        for name, requirement_id in report.user_properties:
+            if name == "requirement":
+                self.results[str(requirement_id)].tests[report.nodeid] = outcome
+                self.results[str(requirement_id)].figures.update(figures)
 
 
 NOT_CHECKED = "not checked by this run"
@@ -364,7 +431,7 @@ def _evidence_line(item: Mapping[str, Any]) -> str:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     registry = config.stash.get(_REGISTRY, None)
-    if registry is None:
+    if registry is None or is_shard(config) or _REFUSED in config.stash:
         return
     results = config.stash[_RESULTS]
     found = config.stash.get(_EVIDENCE, None)
