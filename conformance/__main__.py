@@ -40,7 +40,7 @@ from pathlib import Path
 import pytest
 
 from chaos.invocation import program_name
-from chaos.stack import BACKEND_CHOICES, STACK_BACKEND_ENV
+from chaos.stack import BACKEND_CHOICES, STACK_BACKEND_ENV, requested_backend
 from conformance.secret_options import add_secret_option, parse_without_echo, secret_epilog, secret_from
 from conformance.target import CouldNotRun, precheck
 from conformance.verdicts import Exit, base_url, exit_code_epilog
@@ -146,7 +146,7 @@ def _shards(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.jobs > 1 and args.base_url:
             parser.error("--jobs above 1 needs the embedded stack: a remote target is checked by one process")
         return int(args.jobs)
-    backend = args.backend or os.environ.get(STACK_BACKEND_ENV) or "local"
+    backend = requested_backend(args.backend)
     selected = args.requirement or args.keyword
     return 2 if not args.base_url and backend == "local" and not selected and (os.cpu_count() or 1) >= 2 else 1
 

@@ -25,7 +25,7 @@ import pytest
 from _pytest.junitxml import xml_key  # the junitxml plugin's own key (see pytest_sessionstart)
 
 from conformance import evidence
-from conformance.junit import FIGURE_PREFIX
+from conformance.junit import FIGURE_PREFIX, REQUIREMENT_PROPERTY
 from conformance.provenance import current
 from conformance.registry import ID_PATTERN, Registry, RegistryError, Requirement, load_registry
 from conformance.suite_events import SOURCE_PREFIX, WINDOW_END, WINDOW_START
@@ -223,7 +223,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                 item.add_marker(skip)
     for item in items:
         for requirement_id in requirement_ids(item):
-            item.user_properties.append(("requirement", requirement_id))
+            item.user_properties.append((REQUIREMENT_PROPERTY, requirement_id))
 
 
 def _refuse(config: pytest.Config, items: list[pytest.Item], refusal: str) -> None:
@@ -277,7 +277,7 @@ class OutcomeCollector:
             if isinstance(name, str) and name.startswith(FIGURE_PREFIX)
         }
         for name, requirement_id in report.user_properties:
-            if name == "requirement":
+            if name == REQUIREMENT_PROPERTY:
                 self.results[str(requirement_id)].tests[report.nodeid] = outcome
                 self.results[str(requirement_id)].figures.update(figures)
 

@@ -23,7 +23,8 @@ Ctrl-C, SIGTERM and the drill's time limit). A drill whose capabilities the targ
 applicable", never run and never passed. Writes per drill a report in the runbook's incident template
 (Markdown + JSON), a timeline picture and a journal of every probe; then the resiliency matrix, a summary, the
 run's JUnit XML (junit.xml: one testcase per drill with its requirement IDs) and the history (history.jsonl)
-with trends.
+with trends. On throwaway local stacks the drills run in lanes side by side (--lanes), each lane a stack and a
+Prometheus of its own; each drill's lines are printed as one block when it ends.
 """
 
 # What each code of the shared table (conformance.verdicts.Exit) means for `python -m chaos run`.
@@ -90,6 +91,7 @@ def _run(args: argparse.Namespace) -> int:
             backend=args.backend,
             target=target,
             pace=Pace(hold_s=args.hold, operator=operator),
+            lanes=args.lanes,
         )
     except (ValueError, TargetError) as error:  # e.g. an unknown backend, a credential variable not set
         print(f"python -m chaos run: {error}", file=sys.stderr)
@@ -127,7 +129,18 @@ def _duration(text: str) -> float:
 MAX_HOLD_S = 3600.0
 
 
+def _lanes(text: str) -> int:
+    """--lanes N: a whole number from 1 to MAX_LANES (argparse type)."""
+    from chaos.drills.lanes import MAX_LANES
+
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_LANES:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of lanes from 1 to {MAX_LANES}")
+    return int(text)
+
+
 def register(subcommands: Any) -> None:
+    from chaos.drills.lanes import DEFAULT_LANES, MAX_LANES
+
     listing = subcommands.add_parser("list", help="list the drills", description="The drill catalog.")
     listing.add_argument("-v", "--verbose", action="store_true", help="also show what each drill does")
     listing.set_defaults(handler=_list)
@@ -189,6 +202,15 @@ def register(subcommands: Any) -> None:
         default=600.0,
         metavar="DURATION",
         help="how long --operator waits before rolling back by itself (default 10m)",
+    )
+    run.add_argument(
+        "--lanes",
+        type=_lanes,
+        default=None,
+        metavar="N",
+        help=f"run the drills on N throwaway local stacks side by side, each with its own Prometheus "
+        f"(1-{MAX_LANES}; default {DEFAULT_LANES} with 2 or more CPUs, else 1; always 1 on a deployment, the "
+        "Docker backend, with --operator or --hold)",
     )
     run.add_argument(
         "--no-prometheus",

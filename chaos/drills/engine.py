@@ -24,7 +24,7 @@ from chaos.drills.model import Drill, DrillAborted, DrillContext, Observation, P
 from chaos.drills.prometheus import AlertWatcher, PrometheusServer
 from chaos.drills.prometheus_api import PrometheusAPI
 from chaos.drills.result import DrillResult, JournalEntry, ProbeOutcome
-from chaos.drills.safeguards import AbortMonitor
+from chaos.drills.safeguards import AbortMonitor, Interruption
 from chaos.drills.traffic import DrillClock, Sample, TrafficRecorder
 from chaos.stack.base import StackBackend
 from conformance.tls import shared_tls_context
@@ -170,11 +170,12 @@ def run_drill(
     progress: Progress = print,
     pace: Pace | None = None,
     target: dict[str, Any] | None = None,
+    interruption: Interruption | None = None,
 ) -> DrillResult:
     """Run one drill; `prometheus` (scraping the target's service) measures alerts, None skips them.
 
     Ctrl-C (and SIGTERM, inside `chaos.drills.safeguards.sigterm_interrupts`) stops the drill, rolls back, and
-    is raised again once the result is complete."""
+    is raised again once the result is complete; outside the main thread, `interruption` brings it."""
     pace = pace or Pace()
     clock = DrillClock()
     version, schema = _service_identity(stack)
@@ -191,6 +192,8 @@ def run_drill(
     ctx.time_limit_s = max(drill.abort.max_duration_s, pace.hold_s + operator_s + HOLD_MARGIN_S)
     removed = True
     progress(f"▶ {drill.name}: {drill.title}")
+    if interruption is not None:
+        interruption.watch(ctx)
     try:
         for capability in sorted(drill.requires):
             stack.require(capability)  # NotCapable: a clear drill error, with the rollbacks still run
@@ -280,6 +283,8 @@ def run_drill(
     finally:
         if monitor is not None:
             monitor.stop()
+        if interruption is not None:
+            interruption.unwatch(ctx)
         ctx.clear_abort()  # the rollbacks must not be aborted themselves
         _rollback(ctx, result, removed)
         traffic.stop()

@@ -152,6 +152,9 @@ class Drill:
     # at the moment it was killed (between the marks "killing replica" and "replica killed").
     client_failures: ClientFailures = "unavailable"
     recovery_extra: tuple[Probe, ...] = ()  # after the steady state is back (e.g. the replica rejoined)
+    # Its verdict depends on the machine's CPU (other clients' latency during a spike): with lanes side by side
+    # (chaos.drills.lanes) it runs while no other drill does and no other lane starts or stops.
+    runs_alone: bool = False
 
     @property
     def blast(self) -> str:
@@ -200,6 +203,13 @@ class DrillContext:
         # lease every injected fault carries: past the limit, with a margin for the rollback.
         self.time_limit_s = drill.abort.max_duration_s
         self._aborted = threading.Event()
+        # Set by `interrupt` (Ctrl-C or SIGTERM reaching a drill that runs outside the main thread, in a lane of
+        # chaos.drills.lanes): every wait then raises KeyboardInterrupt, as the signal itself would.
+        self.interrupted: str | None = None
+
+    def interrupt(self, reason: str) -> None:
+        self.interrupted = reason
+        self._aborted.set()
 
     def abort(self, reason: str) -> None:
         if self.abort_reason is None:
@@ -211,15 +221,20 @@ class DrillContext:
         return min(FAULT_LEASE_MAX_S, self.time_limit_s + FAULT_LEASE_MARGIN_S)
 
     def clear_abort(self) -> None:
+        """Before the rollbacks, which must not be aborted or interrupted themselves."""
         self.abort_reason = None
+        self.interrupted = None
         self._aborted.clear()
 
     def check_abort(self) -> None:
+        if self.interrupted is not None:
+            raise KeyboardInterrupt(self.interrupted)
         if self.abort_reason is not None:
             raise DrillAborted(self.abort_reason)
 
     def wait(self, seconds: float) -> None:
-        """Sleep, unless an abort condition holds first (then raise `DrillAborted`)."""
+        """Sleep, unless an abort condition holds first (then raise `DrillAborted`) or the run is interrupted
+        (then raise KeyboardInterrupt)."""
         self._aborted.wait(max(0.0, seconds))
         self.check_abort()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,15 +14,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chaos.drills.engine import Pace, run_drill
+from chaos.drills.lanes import MAX_LANES, DrillQueue, LaneRecord, Prometheus, default_lanes, run_lanes
 from chaos.drills.model import Drill
 from chaos.drills.prometheus import PrometheusServer
 from chaos.drills.prometheus_api import PrometheusAPI
 from chaos.drills.report import history, incident, junit, matrix
 from chaos.drills.report.timeline import draw_timeline
 from chaos.drills.result import DrillResult, NotApplicable
-from chaos.drills.safeguards import sigterm_interrupts
+from chaos.drills.safeguards import Interruption, sigterm_interrupts
 from chaos.lifecycle import ServerError, free_port
-from chaos.stack import make_stack, resolve_backend
+from chaos.stack import Backend, make_stack, resolve_backend
 from chaos.stack.base import Capability, StackBackend
 from chaos.targets.catalog import BUILTIN, open_target
 from chaos.targets.catalog import offered as catalog_offered
@@ -196,6 +197,81 @@ def _host_port(url: str) -> str:
     return f"{parts.hostname}:{parts.port}"
 
 
+def _lane_count(
+    asked: int | None,
+    runnable: list[Drill],
+    stack: StackBackend | None,
+    target: TargetSpec,
+    chosen: tuple[Backend, str] | None,
+    pace: Pace | None,
+) -> int:
+    """How many lanes: `asked`, else the default for a local throwaway run, else one. Lanes are throwaway
+    local stacks: a given stack or a deployment is one target, the Docker backend's lanes are not proven here,
+    an operator mitigates one drill at a time, and a held fault is for people to watch as it happens (a lane
+    prints a drill's lines only when it ends)."""
+    why_one = (
+        "a stack given by the caller is one stack"
+        if stack is not None
+        else f"target {target.name} is one deployment"
+        if target.kind != "throwaway"
+        else "the Docker backend runs one lane"
+        if chosen is not None and chosen[0] != "local"
+        else "--operator mitigates one drill at a time"
+        if pace is not None and pace.operator is not None
+        else "--hold keeps each fault for people to watch, one at a time"
+        if pace is not None and pace.hold_s > 0
+        else None
+    )
+    if asked is not None:
+        if not 1 <= asked <= MAX_LANES:
+            raise ValueError(f"lanes: {asked} is not between 1 and {MAX_LANES}")
+        if asked > 1 and why_one is not None:
+            raise ValueError(f"lanes: {asked} asked, but {why_one}")
+        return asked
+    return 1 if why_one is not None else default_lanes(len(runnable), os.cpu_count() or 1)
+
+
+def _lane_opener(
+    target: TargetSpec,
+    stack: StackBackend | None,
+    chosen: tuple[Backend, str] | None,
+    with_prometheus: bool,
+) -> Callable[[contextlib.ExitStack, Progress], tuple[StackBackend, Prometheus | None]]:
+    """What opens a lane: the given stack, the deployment target, or a throwaway stack of its own (with its
+    Prometheus started first, on the port the service will take)."""
+
+    def open_lane(resources: contextlib.ExitStack, progress: Progress) -> tuple[StackBackend, Prometheus | None]:
+        prometheus: Prometheus | None = None
+        lane_stack = stack
+        if lane_stack is None and chosen is not None:
+            api_port = free_port()  # the service's, known before it starts: Prometheus can start first
+            if with_prometheus:
+                prometheus = _throwaway_prometheus(f"http://127.0.0.1:{api_port}", resources, progress)
+            progress(f"starting the stack on {chosen[1]}: PostgreSQL, Redis, fault proxy, service with 2 workers")
+            lane_stack = resources.enter_context(
+                make_stack(
+                    chosen[0],
+                    workers=2,
+                    api_port=api_port,
+                    service_env=DRILL_SERVICE_ENV,
+                    progress=lambda line: progress(f"  {line}"),
+                )
+            )
+        elif lane_stack is None:
+            progress(f"target {target.name}: {target.base_url} ({target.description})")
+            lane_stack = resources.enter_context(
+                open_target(target, service_env=DRILL_SERVICE_ENV, progress=lambda line: progress(f"  {line}"))
+            )
+        if isinstance(prometheus, PrometheusServer) and prometheus.target != _host_port(lane_stack.api_url):
+            prometheus.close()  # the backend put the service elsewhere than asked: scrape where it is
+            prometheus = None
+        if prometheus is None and with_prometheus:
+            prometheus = _prometheus_for(target, lane_stack, resources, progress)
+        return lane_stack, prometheus
+
+    return open_lane
+
+
 def run_drills(
     drills: list[Drill],
     *,
@@ -206,14 +282,16 @@ def run_drills(
     backend: str | None = None,
     target: TargetSpec | None = None,
     pace: Pace | None = None,
+    lanes: int | None = None,
 ) -> RunOutcome:
     """Run `drills` on `stack`, or on `target` (a throwaway stack of their own by default: `backend` local,
     docker or auto). Drills the target cannot run are reported not applicable, never run and never passed.
-    Ctrl-C and SIGTERM stop the run after the current drill's rollback; what ran is still reported."""
+    `lanes` throwaway local stacks run the drills side by side (chaos.drills.lanes; default: up to
+    DEFAULT_LANES on 2 or more CPUs; one on a given stack, a deployment, Docker, with an operator or a hold).
+    Ctrl-C and SIGTERM stop the run after the current drills' rollbacks; what ran is still reported."""
     started = datetime.now(UTC)
     run_id = started.strftime("%Y%m%dT%H%M%SZ")
     directory = report_dir / run_id
-    results: list[DrillResult] = []
     if target is None and stack is None:
         target = BUILTIN[resolve_backend(backend)[0]]
     elif target is None:  # a stack the caller started (tests): a throwaway target of its own
@@ -222,81 +300,64 @@ def run_drills(
     runnable, skipped = applicable(drills, offered, target.name)
     for not_run in skipped:
         progress(f"– {not_run.drill.name}: {not_run.reason}")
-    interrupted = False
-    could_not_run: str | None = None
-    durations: dict[str, float] = {}  # wall time per drill, rollbacks and the durability check included
-    unfinished: list[junit.Unfinished] = []
-    base_url = target.base_url  # where the drills ran: the stack's URL once it is up
-    with contextlib.ExitStack() as resources, sigterm_interrupts():
+    chosen: tuple[Backend, str] | None = None
+    if stack is None and runnable and target.kind == "throwaway":
+        chosen = resolve_backend(backend or target.backend)
+    count = _lane_count(lanes, runnable, stack, target, chosen, pace)
+    open_lane = _lane_opener(target, stack, chosen, with_prometheus)
+
+    def run_one(
+        drill: Drill,
+        lane_stack: StackBackend,
+        prometheus: Prometheus | None,
+        lane_progress: Progress,
+        interruption: Interruption | None,
+    ) -> DrillResult:
+        facts = target_facts(target, lane_stack)
+        return run_drill(
+            drill,
+            lane_stack,
+            prometheus=prometheus,
+            progress=lane_progress,
+            pace=pace,
+            target=facts,
+            interruption=interruption,
+        )
+
+    def report(result: DrillResult) -> None:
+        drill_dir = directory / result.drill.name
+        incident.write_reports(result, drill_dir, draw_timeline(result, drill_dir / "timeline.png"))
+
+    queue = DrillQueue(runnable, count)
+    records: list[LaneRecord] = []
+    with sigterm_interrupts():
         try:
-            prometheus: PrometheusServer | PrometheusAPI | None = None
-            if stack is None and runnable:
-                if target.kind == "throwaway":
-                    chosen, reason = resolve_backend(backend or target.backend)
-                    api_port = free_port()  # the service's, known before it starts: Prometheus can start first
-                    if with_prometheus:
-                        prometheus = _throwaway_prometheus(f"http://127.0.0.1:{api_port}", resources, progress)
-                    progress(f"starting the stack on {reason}: PostgreSQL, Redis, fault proxy, service with 2 workers")
-                    stack = make_stack(
-                        chosen,
-                        workers=2,
-                        api_port=api_port,
-                        service_env=DRILL_SERVICE_ENV,
-                        progress=lambda line: progress(f"  {line}"),
-                    )
-                else:
-                    progress(f"target {target.name}: {target.base_url} ({target.description})")
-                    stack = open_target(
-                        target, service_env=DRILL_SERVICE_ENV, progress=lambda line: progress(f"  {line}")
-                    )
-                resources.enter_context(stack)
-            base_url = stack.api_url if stack is not None else base_url
-            if (
-                isinstance(prometheus, PrometheusServer)
-                and stack is not None
-                and prometheus.target != _host_port(stack.api_url)
-            ):
-                prometheus.close()  # the backend put the service elsewhere than asked: scrape where it is
-                prometheus = None
-            if prometheus is None and with_prometheus and stack is not None and runnable:
-                prometheus = _prometheus_for(target, stack, resources, progress)
-            for drill in runnable:
-                assert stack is not None
-                facts = target_facts(target, stack)
-                drill_started = time.monotonic()
-                try:
-                    result = run_drill(drill, stack, prometheus=prometheus, progress=progress, pace=pace, target=facts)
-                except KeyboardInterrupt as interrupt:
-                    interrupted = True
-                    progress(f"interrupted ({interrupt or 'Ctrl-C'}): the drill was rolled back; stopping the run")
-                    unfinished.append(
-                        junit.Unfinished(
-                            drill,
-                            CaseOutcome.ABORTED,
-                            "interrupted (Ctrl-C or SIGTERM): the fault was rolled back",
-                            time.monotonic() - drill_started,
-                        )
-                    )
-                    break
-                durations[drill.name] = time.monotonic() - drill_started
-                drill_dir = directory / drill.name
-                picture = draw_timeline(result, drill_dir / "timeline.png")
-                incident.write_reports(result, drill_dir, picture)
-                results.append(result)
-        except ServerError as error:  # the stack, the target or its Prometheus did not come up: nothing ran
-            could_not_run = str(error).strip() or type(error).__name__
-            progress(f"could not run: {could_not_run}")
-            unfinished += [junit.Unfinished(d, CaseOutcome.ERROR, f"could not run: {could_not_run}") for d in runnable]
+            if runnable:
+                if count > 1:
+                    progress(f"{count} lanes side by side, each a stack and a Prometheus of its own")
+                records = run_lanes(count, queue, open_lane, run_one, report, progress)
         except KeyboardInterrupt:
-            interrupted = True
+            records.append(LaneRecord(interrupted=True))
             progress("interrupted: stopping")
+    results = [result for _, result in sorted(pair for record in records for pair in record.results)]
+    durations = {name: took for record in records for name, took in record.durations.items()}
+    unfinished = [case for record in records for case in record.unfinished]
+    interrupted = any(record.interrupted for record in records)
+    opened = [record for record in records if record.could_not_run is None]
+    could_not_run = None if opened or not records else records[0].could_not_run
+    left = queue.drain()
+    if could_not_run is not None:
+        unfinished += [junit.Unfinished(d, CaseOutcome.ERROR, f"could not run: {could_not_run}") for d in left]
+    elif len(opened) < len(records):
+        progress(f"{len(records) - len(opened)} of {len(records)} lanes could not start: the others ran the drills")
+    base_url = next((record.base_url for record in records if record.base_url), target.base_url)
     outcome = RunOutcome(run_id, directory, results, skipped, interrupted, could_not_run)
     directory.mkdir(parents=True, exist_ok=True)
     outcome.junit = junit.write_run(
         directory,
         run_id=run_id,
         started_at=started.replace(microsecond=0).isoformat(),
-        target={"name": target.name, "kind": target.kind, "base_url": base_url},
+        target={"name": target.name, "kind": target.kind, "base_url": base_url, "lanes": count},
         results=results,
         not_applicable=skipped,
         unfinished=unfinished,

@@ -100,3 +100,36 @@ def sigterm_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class Interruption:
+    """Ctrl-C or SIGTERM for drills that run outside the main thread (the lanes of chaos.drills.lanes): the
+    signal reaches the main thread only, which calls `interrupt`; every drill being watched then raises
+    KeyboardInterrupt at its next wait, as the signal itself would, and rolls back. A drill that starts after
+    the interruption is interrupted at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watched: set[DrillContext] = set()
+        self.reason: str | None = None
+
+    @property
+    def is_set(self) -> bool:
+        return self.reason is not None
+
+    def interrupt(self, reason: str) -> None:
+        with self._lock:
+            self.reason = self.reason or reason
+            for ctx in self._watched:
+                ctx.interrupt(self.reason)
+
+    def watch(self, ctx: DrillContext) -> None:
+        with self._lock:
+            self._watched.add(ctx)
+            if self.reason is not None:
+                ctx.interrupt(self.reason)
+
+    def unwatch(self, ctx: DrillContext) -> None:
+        """Before the rollbacks: they run to the end, interrupted or not."""
+        with self._lock:
+            self._watched.discard(ctx)

@@ -26,10 +26,15 @@ BACKEND_CHOICES = ("local", "docker", "auto")
 STACK_BACKEND_ENV = "STACK_BACKEND"
 
 
+def requested_backend(choice: str | None = None) -> str:
+    """The backend asked for, before "auto" is probed: `choice`, else $STACK_BACKEND, else "local"."""
+    return choice or os.environ.get(STACK_BACKEND_ENV) or "local"
+
+
 def resolve_backend(choice: str | None = None) -> tuple[Backend, str]:
-    """The backend to run and why: `choice`, else $STACK_BACKEND, else "local"; "auto" means docker when a
+    """The backend to run and why: the one asked for (`requested_backend`); "auto" means docker when a
     Docker engine answers and the images it needs are present (nothing to pull), else local."""
-    choice = choice or os.environ.get(STACK_BACKEND_ENV) or "local"
+    choice = requested_backend(choice)
     if choice not in BACKEND_CHOICES:
         raise ValueError(f"unknown stack backend {choice!r}; choose one of {', '.join(BACKEND_CHOICES)}")
     if choice == "local":

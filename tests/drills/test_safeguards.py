@@ -3,10 +3,6 @@ says why; Ctrl-C and SIGTERM roll back too; `--hold` keeps the fault with progre
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +19,7 @@ from chaos.drills.model import AbortConditions, Drill, DrillContext, Mitigation,
 from chaos.drills.run import DRILL_SERVICE_ENV
 from chaos.stack.local import LocalStack
 from conformance.verdicts import Exit
+from tests.drills.sigterm_run import sigterm_when
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -98,37 +95,12 @@ def test_hold_keeps_the_fault_with_progress(stack: LocalStack) -> None:
 
 
 def test_sigterm_during_a_drill_rolls_back_and_exits_aborted(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chaos",
-            "run",
-            "db-down",
-            "--hold",
-            "60s",
-            "--no-prometheus",
-            "--report-dir",
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    run = sigterm_when(
+        ["db-down", "--hold", "60s", "--no-prometheus", "--report-dir", str(tmp_path)],
+        lambda lines: "holding" in lines[-1],
     )
-    assert process.stdout is not None
-    output = []
-    deadline = time.monotonic() + 120
-    for line in process.stdout:
-        output.append(line)
-        if "holding" in line:
-            process.send_signal(signal.SIGTERM)
-            break
-        assert time.monotonic() < deadline, "".join(output)
-    rest, _ = process.communicate(timeout=120)
-    text = "".join(output) + rest
-    assert process.returncode == Exit.ABORTED, text
+    text = run.text
+    assert run.returncode == Exit.ABORTED, text
     assert "interrupted (Ctrl-C or SIGTERM): the fault was rolled back" in text
     assert "interrupted: the drill in progress was rolled back" in text
 

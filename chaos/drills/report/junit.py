@@ -107,6 +107,7 @@ def write_run(
         "target": str(target.get("name", "")),
         "target_kind": str(target.get("kind", "")),
         "target_base_url": str(target.get("base_url") or ""),
+        "lanes": str(target.get("lanes", 1)),  # stacks side by side (chaos.drills.lanes); base_url is the first's
         "run_id": run_id,
     }
     times = durations or {}

@@ -9,6 +9,7 @@ restored, alerts resolved, …) is a vertical line of its own style. The legend 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import matplotlib
@@ -47,11 +48,16 @@ def _status_class(status: int) -> str:
     return f"{status // 100}xx"
 
 
+# pyplot's figure registry is global state: drills reported side by side (chaos.drills.lanes) draw in turn.
+_PYPLOT = threading.Lock()
+
+
 def draw_timeline(result: DrillResult, path: Path) -> Path:
-    figure = build_figure(result)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    with _PYPLOT:
+        figure = build_figure(result)
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
     return path
 
 

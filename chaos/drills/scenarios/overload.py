@@ -235,4 +235,7 @@ OVERLOAD = Drill(
     # The runbook's mitigation rolls out lowered limits: the harness must be able to restart the service with
     # another environment (a throwaway stack; a deployment's own configuration is the team's).
     requires=frozenset({"service-reconfigure"}),
+    # Other clients' p95 during the spike is the machine's CPU: another lane's drill beside it moved it from
+    # about 240 ms to 560 ms, past the runbook's 400 ms gate (docs/BENCHMARKS.md).
+    runs_alone=True,
 )

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,17 +121,23 @@ def database_revision(code_root: Path, database_url: str) -> str:
     return asyncio.run(read())
 
 
+# git locks the repository's worktree list while it adds or removes one: release drills in lanes side by side
+# (chaos.drills.lanes) take turns, so a busy lock never sends one to the copy fallback.
+_WORKTREES = threading.Lock()
+
+
 def checkout(ref: str, purpose: str) -> tuple[Path, str]:
     """A clean checkout of `ref` in a temporary git worktree (a copy of the tree when git cannot)."""
     directory = Path(tempfile.mkdtemp(prefix=f"rb-release-{purpose}-"))
     directory.rmdir()
-    result = subprocess.run(
-        ["git", "worktree", "add", "--detach", str(directory), ref],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    with _WORKTREES:
+        result = subprocess.run(
+            ["git", "worktree", "add", "--detach", str(directory), ref],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if result.returncode == 0:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", ref], cwd=REPO_ROOT, capture_output=True, text=True, check=True
@@ -141,9 +148,10 @@ def checkout(ref: str, purpose: str) -> tuple[Path, str]:
 
 
 def remove_checkout(directory: Path) -> None:
-    subprocess.run(
-        ["git", "worktree", "remove", "--force", str(directory)], cwd=REPO_ROOT, capture_output=True, check=False
-    )
+    with _WORKTREES:
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(directory)], cwd=REPO_ROOT, capture_output=True, check=False
+        )
     shutil.rmtree(directory, ignore_errors=True)
 
 
