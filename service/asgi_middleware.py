@@ -5,6 +5,8 @@ response, including ones Quart or a guard produces before any handler runs, and 
 authenticated or not (service/bounds.py lists the bounds):
 
 - request id chosen (kept or minted) and echoed as `X-Request-Id`; running release as `X-App-Version`;
+- the credential headers (X-API-Key, Authorization, X-Forwarded-For) picked up in the same pass over the
+  headers, for authentication (service/route_policy.py), which then need not search them again;
 - W3C trace context (service/trace_context.py): the caller's trace joined when its `traceparent` is valid,
   else a new one started; every response carries `traceparent` naming this server's span (and the caller's
   valid `tracestate`), and every log line of the request its `trace_id` and `span_id`;
@@ -38,7 +40,7 @@ from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallabl
 from service import lifecycle, metrics
 from service.bounds import clipped, metric_method
 from service.errors import PROBLEM_CONTENT_TYPE, problem_body
-from service.request_state import RequestState, choose_request_id, current_request
+from service.request_state import Credentials, RequestState, choose_request_id, current_request
 from service.trace_context import continue_or_start
 
 access_log = logging.getLogger("access")
@@ -87,6 +89,9 @@ class _EdgeHeaders:
 
     request_id: str | None = None
     content_length: str | None = None
+    api_key: str | None = None
+    authorization: str | None = None
+    forwarded_for: str | None = None
     chunked: bool = False
     traceparents: list[bytes] = field(default_factory=list)
     tracestates: list[bytes] = field(default_factory=list)
@@ -103,6 +108,15 @@ def _edge_headers(scope: HTTPScope) -> _EdgeHeaders:
                 found.content_length = value.decode("latin-1")
         elif key == b"transfer-encoding":
             found.chunked = True
+        elif key == b"x-api-key":
+            if found.api_key is None:
+                found.api_key = value.decode("latin-1")
+        elif key == b"authorization":
+            if found.authorization is None:
+                found.authorization = value.decode("latin-1")
+        elif key == b"x-forwarded-for":
+            if found.forwarded_for is None:
+                found.forwarded_for = value.decode("latin-1")
         elif key == b"traceparent":
             found.traceparents.append(value)
         elif key == b"tracestate":
@@ -163,6 +177,7 @@ class EdgeMiddleware:
             trace=trace,
             method=scope["method"],
             path=scope["path"],
+            credentials=Credentials(headers.api_key, headers.authorization, headers.forwarded_for),
         )
         token = current_request.set(state)
         metrics.IN_FLIGHT.inc()

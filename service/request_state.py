@@ -1,4 +1,5 @@
-"""Per-request state (request id, trace, route, principal) shared by the ASGI middleware and the Quart handlers.
+"""Per-request state (request id, trace, credentials, route, principal), shared by the ASGI middleware and
+the Quart handlers.
 
 The middleware (service/asgi_middleware.py) creates one `RequestState` per HTTP request and puts it in a
 ContextVar before the app runs; Quart copies the context into its handler task, so handlers see the same
@@ -19,6 +20,20 @@ REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 UNMATCHED_ROUTE = "<unmatched>"
 
 
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The request's credential headers, as the edge found them in its one pass over the headers (the first
+    of each, decoded as Latin-1, as Werkzeug's `request.headers.get` gives them): what authentication reads,
+    so it need not search the headers again. Never logged (`repr` shows no values)."""
+
+    api_key: str | None = field(default=None, repr=False)
+    authorization: str | None = field(default=None, repr=False)
+    forwarded_for: str | None = None
+
+
+NO_CREDENTIALS = Credentials()
+
+
 @dataclass(slots=True)
 class RequestState:
     """What is known about the request being served."""
@@ -27,6 +42,7 @@ class RequestState:
     trace: TraceContext  # W3C trace context: the caller's trace (or a new one) and this server's span
     method: str
     path: str
+    credentials: Credentials = NO_CREDENTIALS
     route: str = UNMATCHED_ROUTE
     principal: str | None = None
     extra_log_fields: dict[str, object] = field(default_factory=dict)

@@ -32,7 +32,7 @@ from quart import g, request
 from service.auth import ALL_SCOPES, REALM, AuthConfig, Principal, authenticate, client_address
 from service.errors import ApiError
 from service.ratelimit import PolicyName
-from service.request_state import current_request
+from service.request_state import Credentials, current_request
 from service.state import app_state
 
 AUTH_SCOPE_ATTRIBUTE: Final = "_auth_required_scope"
@@ -48,9 +48,18 @@ R = TypeVar("R")
 _authenticated: ContextVar[Principal | None] = ContextVar("authenticated_principal", default=None)
 
 
-def _authenticate_request(config: AuthConfig) -> Principal:
+def _credentials() -> Credentials:
+    """This request's credential headers: as the edge found them, or from Quart's request without the edge."""
+    state = current_request.get()
+    if state is not None:
+        return state.credentials
+    headers = request.headers
+    return Credentials(headers.get("X-API-Key"), headers.get("Authorization"), headers.get("X-Forwarded-For"))
+
+
+def _authenticate_request(config: AuthConfig, credentials: Credentials) -> Principal:
     """The caller's principal from this request's credentials, or ApiError 401."""
-    return authenticate(config, request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+    return authenticate(config, credentials.api_key, credentials.authorization)
 
 
 def rate_limited(policy: PolicyName) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
@@ -72,12 +81,11 @@ def rate_limited(policy: PolicyName) -> Callable[[Callable[P, Awaitable[R]]], Ca
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             state = app_state()
             limiter = state.rate_limiter
+            credentials = _credentials()
             try:
-                principal = _authenticate_request(state.auth)
+                principal = _authenticate_request(state.auth, credentials)
             except ApiError:
-                caller = client_address(
-                    request.remote_addr, request.headers.get("X-Forwarded-For"), state.auth.trusted_proxies
-                )
+                caller = client_address(request.remote_addr, credentials.forwarded_for, state.auth.trusted_proxies)
                 await limiter.check("anonymous", caller)
                 raise
             await limiter.check(policy, principal.id)
@@ -108,7 +116,7 @@ def require_scope(scope: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             principal = _authenticated.get()
             if principal is None:  # not below `@rate_limited`
-                principal = _authenticate_request(app_state().auth)
+                principal = _authenticate_request(app_state().auth, _credentials())
             state = current_request.get()
             if state is not None:
                 state.principal = principal.id

@@ -39,6 +39,8 @@ from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 from hypercorn.config import Config, Sockets
 from hypercorn.utils import load_application
 
+from service import heap
+
 log = logging.getLogger("service.supervisor")
 STOP_MARGIN_S = 5.0
 _PR_SET_PDEATHSIG = 1
@@ -154,6 +156,7 @@ def _preload_application(config: Config) -> None:
         load_application(config.application_path, config.wsgi_max_body_size)
     # The import created this process's metric files; its live gauges would count as a live worker's.
     _mark_dead(os.getpid())
+    heap.settle_after_startup()  # the workers inherit the frozen heap and the thresholds
 
 
 def _supervise(config: Config, sockets: Sockets, drain_delay_s: float, context: Any) -> int:

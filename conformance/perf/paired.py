@@ -16,7 +16,8 @@ concurrency; the run is bounded by `pairs` pairs and by `max_seconds` (it stops 
 it, and says so), so a loaded machine makes the run shorter and less certain, not endless.
 
 Per query and per round it keeps each side's mean, p95 and throughput (requests of that query per second of
-the round); the candidate's raw latencies are pooled across its rounds for the absolute 250/400 ms gate.
+the round), and the CPU each group of processes spent in the round (conformance/perf/cpu_accounting.py); the
+candidate's raw latencies are pooled across its rounds for the absolute 250/400 ms gate.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from conformance.perf import cpu_accounting
 from conformance.perf.console import Progress, stderr
 from conformance.perf.paired_stats import Pair, RoundFigures
 from conformance.perf.profiles import Profile
@@ -64,6 +66,11 @@ class Round:
     started_at: float  # seconds since the run began
     seconds: float
     stats: dict[str, QueryStats]
+    cpu_s: dict[str, float] | None = None  # CPU seconds per process group (conformance/perf/cpu_accounting.py)
+
+    @property
+    def requests(self) -> int:
+        return sum(len(stats.latencies_ms) for stats in self.stats.values())
 
     def figures(self) -> dict[str, RoundFigures]:
         """Per query, and ALL_QUERIES over every request of the round."""
@@ -81,6 +88,7 @@ class Round:
             "side": self.side,
             "started_at_s": round(self.started_at, 3),
             "seconds": round(self.seconds, 3),
+            "cpu_s": {group: round(value, 3) for group, value in self.cpu_s.items()} if self.cpu_s else None,
             "queries": {
                 name: {
                     "count": len(self.stats[name].latencies_ms) if name in self.stats else None,
@@ -138,8 +146,10 @@ async def run_alternating(
         for side in abba_order(pair, order):
             began = time.monotonic() - started
             # Each round draws other parameters (seed per pair), the same ones for every side of the pair.
+            before = cpu_accounting.snapshot()
             stats, seconds = await sides[side](seed * 1009 + pair, plan.round_s)
-            done = Round(len(rounds), pair, side, began, seconds, stats)
+            cpu = cpu_accounting.spent(before, cpu_accounting.snapshot())
+            done = Round(len(rounds), pair, side, began, seconds, stats, cpu)
             rounds.append(done)
             total = done.figures()[ALL_QUERIES]
             errors = sum(s.errors for s in stats.values())

@@ -86,9 +86,10 @@ import uvloop
 from chaos.invocation import program_name
 from chaos.lifecycle import ServerError
 from conformance.junit import FIGURE_PREFIX, Case, CaseOutcome, Suite, write
-from conformance.perf import history
+from conformance.perf import cpu_accounting, history
 from conformance.perf.ceiling import CeilingSource, Share, alternate, render_shares, shares
 from conformance.perf.console import stderr
+from conformance.perf.cpu_accounting import render_cpu
 from conformance.perf.discovery import discover, skipped_queries
 from conformance.perf.embedded import start_embedded_stack
 from conformance.perf.errors import TargetError, UsageError
@@ -176,6 +177,7 @@ async def _benchmark(
     for name, reason in skipped_queries(data).items():
         stderr(f"  {name}: {reason}")
     found_shares: dict[str, Any] = {}
+    cpu: dict[str, dict[str, float]] = {}
     if ceiling is None or plan is None:
         stats, seconds = await run_suite(base_url, headers, data, profile, seed=seed)
     else:
@@ -190,11 +192,13 @@ async def _benchmark(
         stats = pooled_stats(rounds, "service")
         seconds = sum(r.seconds for r in rounds if r.side == "service")
         found_shares = {name: share.as_dict() for name, share in shares(rounds, "service").items()}
+        cpu = cpu_accounting.by_side(rounds)
         if stopped:
             stderr(f"note: {stopped}")
     return {
         "summaries": {name: s.summary() for name, s in stats.items()},
         **({"ceiling": found_shares, "ceiling_plan": asdict(plan)} if found_shares and plan else {}),
+        **({"cpu_per_request_us": cpu} if cpu else {}),
         "skipped": skipped_queries(data),
         "seconds": round(seconds, 3),
         "dataset": {
@@ -323,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     if result.get("ceiling"):
         say("")
         for line in render_shares(_shares_from_dicts(result["ceiling"]), "the service"):
+            say(line)
+    if cpu_lines := render_cpu(result.get("cpu_per_request_us", {})):
+        say("")
+        for line in cpu_lines:
             say(line)
     report = {
         "profile": asdict(profile),

@@ -34,6 +34,7 @@ import uvloop
 
 from chaos.stack.migrations import REPO_ROOT
 from conformance import provenance
+from conformance.perf import cpu_accounting
 from conformance.perf.baseline import BaselineRef, parse_baseline, readiness, running_baseline, serve_tree
 from conformance.perf.ceiling import CeilingSource, Share, alternate, render_shares, shares
 from conformance.perf.console import Progress, stderr
@@ -139,6 +140,7 @@ class PairedResult:
             "ceiling": {
                 side: {n: share.as_dict() for n, share in found.items()} for side, found in self.ceiling.items()
             },
+            "cpu_per_request_us": cpu_accounting.by_side(self.rounds),
             "rounds": [r.as_dict() for r in self.rounds],
         }
 
@@ -408,6 +410,8 @@ def render(result: PairedResult) -> list[str]:
     )
     for side, found in result.ceiling.items():
         lines += ["", *render_shares(found, f"the {side}")]
+    if cpu := cpu_accounting.render_cpu(cpu_accounting.by_side(result.rounds)):
+        lines += ["", *cpu]
     lines.append("")
     lines += [f"note: {note}" for note in ([result.stopped] if result.stopped else []) + result.notes]
     for query, problems in result.absolute_failures.items():
