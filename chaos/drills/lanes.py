@@ -216,11 +216,12 @@ def run_lane(
     report: ReportDrill,
     progress: Progress,
     interruption: Interruption | None = None,
+    printer: _LanePrinter | None = None,
 ) -> LaneRecord:
     """Open a lane, run drills from `queue` on it until none
-    is left (or the run is interrupted), wait for the other lanes' drills to end, tear it down."""
+    is left (or the run is interrupted), wait for the other lanes' drills to end, tear it down. With `printer`
+    (lanes side by side), each drill's lines are held and printed as one block when it ends."""
     record = LaneRecord()
-    printer = progress if isinstance(progress, _LanePrinter) else None
     if not queue.start_lane():
         return record
     with contextlib.ExitStack() as resources:
@@ -298,7 +299,7 @@ def run_lanes(
     def lane(index: int) -> None:
         printer = _LanePrinter(progress, lock, f"lane {index + 1}")
         try:
-            records[index] = run_lane(queue, open_lane, run_drill, report_later, printer, interruption)
+            records[index] = run_lane(queue, open_lane, run_drill, report_later, printer, interruption, printer=printer)
         except Exception as error:  # a broken lane must not leave the others' run without its record
             records[index] = LaneRecord(could_not_run=f"lane {index + 1} failed: {type(error).__name__}: {error}")
             printer(f"lane failed: {type(error).__name__}: {error}")

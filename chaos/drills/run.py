@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chaos.drills.engine import Pace, run_drill
-from chaos.drills.lanes import MAX_LANES, DrillQueue, LaneRecord, Prometheus, default_lanes, run_lanes
+from chaos.drills.lanes import MAX_LANES, DrillQueue, LaneRecord, OpenLane, Prometheus, default_lanes, run_lanes
 from chaos.drills.model import Drill
 from chaos.drills.prometheus import PrometheusServer
 from chaos.drills.prometheus_api import PrometheusAPI
@@ -236,7 +236,7 @@ def _lane_opener(
     stack: StackBackend | None,
     chosen: tuple[Backend, str] | None,
     with_prometheus: bool,
-) -> Callable[[contextlib.ExitStack, Progress], tuple[StackBackend, Prometheus | None]]:
+) -> OpenLane:
     """What opens a lane: the given stack, the deployment target, or a throwaway stack of its own (with its
     Prometheus started first, on the port the service will take)."""
 
