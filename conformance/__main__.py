@@ -6,7 +6,7 @@
     python -m conformance --backend docker -k test_         # the embedded stack as containers
     python -m conformance -- --lf                           # anything after `--` goes to pytest as it is
     python -m conformance --evidence-from reports           # with the latest drill and gate outcomes
-    python -m conformance --jobs 1                          # one process and one stack (the default is 2)
+    python -m conformance --jobs 1                          # one process and one stack (the default is 3)
 
 A remote target (--base-url) takes its API key from $API_KEY or --api-key-file PATH (required), and the JWT
 checks its secret from $JWT_SECRET or --jwt-secret-file PATH (without it they are "not applicable"). Before
@@ -15,9 +15,9 @@ says why and the exit status is 3. Checks that must break or restart a dependenc
 stack; on a remote target they are reported as "not applicable to a remote target", never as passed. Writes
 requirements.md, requirements.json and junit.xml (requirement IDs as properties) to the report directory.
 
-A full run on the embedded local stack is split into two shards (pytest-xdist processes), each starting an
+A full run on the embedded local stack is split into three shards (pytest-xdist processes), each starting an
 embedded stack of its own, so that one shard's waits (drains, timeouts the checks prove, restarts) overlap the
-other's; the controller merges their outcomes into one matrix. `--jobs N` sets the number. By default a remote
+others'; the controller merges their outcomes into one matrix. `--jobs N` sets the number. By default a remote
 target, the Docker backend and a selection (--requirement, -k) run as one process; a remote target always does.
 
 What a run writes into the target: events, through the API, only ever with a `source` that begins with
@@ -120,9 +120,9 @@ def _parser() -> argparse.ArgumentParser:
         type=_jobs,
         default=None,
         metavar="N",
-        help="shards of the embedded stack's run, each a process with a stack of its own (default: 2 for a full "
-        "run on the local backend with 2 or more CPUs, else 1; a remote target is checked by one process: its "
-        "anonymous rate limit counts per client address)",
+        help="shards of the embedded stack's run, each a process with a stack of its own (default: "
+        f"{DEFAULT_SHARDS} for a full run on the local backend with 2 or more CPUs, else 1; a remote target is "
+        "checked by one process: its anonymous rate limit counts per client address)",
     )
     parser.add_argument("-k", dest="keyword", metavar="EXPRESSION", help="only checks whose names match (pytest -k)")
     parser.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
@@ -131,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 MAX_JOBS = 8  # each shard is a PostgreSQL, a Redis, a fault proxy and a 2-worker service
+# A full local run's shards on 2 or more CPUs: a run is mostly bounded waits, so a third shard still overlaps
+# them on 2 cores; a fourth adds a stack's start and CPU without saving time (docs/BENCHMARKS.md).
+DEFAULT_SHARDS = 3
 
 
 def _jobs(text: str) -> int:
@@ -140,15 +143,17 @@ def _jobs(text: str) -> int:
 
 
 def _shards(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """How many shards: --jobs, else 2 for a full run on the local backend (where it halves the wall time,
-    docs/BENCHMARKS.md), else 1."""
+    """How many shards: --jobs, else DEFAULT_SHARDS for a full run on the local backend (where they overlap
+    the checks' waits: 55 s in one process, 33–35 s in two, 29–32 s in three on 2 cores; docs/BENCHMARKS.md),
+    else 1."""
     if args.jobs is not None:
         if args.jobs > 1 and args.base_url:
             parser.error("--jobs above 1 needs the embedded stack: a remote target is checked by one process")
         return int(args.jobs)
     backend = requested_backend(args.backend)
     selected = args.requirement or args.keyword
-    return 2 if not args.base_url and backend == "local" and not selected and (os.cpu_count() or 1) >= 2 else 1
+    full_local_run = not args.base_url and backend == "local" and not selected
+    return DEFAULT_SHARDS if full_local_run and (os.cpu_count() or 1) >= 2 else 1
 
 
 def _exit_code(pytest_status: int) -> Exit:

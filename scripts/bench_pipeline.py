@@ -10,7 +10,8 @@ the overload gate and fail-fast bound, metrics and the JSON access log.
     .venv/bin/python scripts/bench_pipeline.py                       # 2 workers, 32 connections, 2 x 10 s each
     .venv/bin/python scripts/bench_pipeline.py --json --fail-below 0.6
 
-Needs wrk (`apt-get install -y wrk`). Prints requests/s, latency and the ratio service/bare; exits 1 when
+Needs wrk (`apt-get install -y wrk`). Prints requests/s, latency, the ratio service/bare and the CPU per
+request by process (the app's workers, PostgreSQL, Redis, wrk); exits 1 when
 a round had errors or, with --fail-below, when the ratio is lower; 2 when wrk is missing. --json: the figures
 with the machine description and the build's commit. Each run appends a record to the perf results history
 (reports/perf/history.jsonl; --history FILE or $BENCH_HISTORY elsewhere, --no-history: none) and prints the

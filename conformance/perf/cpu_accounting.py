@@ -9,9 +9,10 @@ the difference to a group:
 - `service`: the processes this harness started that are neither PostgreSQL nor Redis (the service's
   supervisor and workers, a baseline tree's service; the idle fault proxy);
 - `PostgreSQL`, `Redis`: the servers this harness started, every backend included;
-- `harness`: this process: the HTTP client of the service's rounds, the asyncpg driver of the raw rounds;
+- `harness`: this process and what it ran to completion (`getrusage(RUSAGE_CHILDREN)`): the HTTP client of
+  the service's rounds, the asyncpg driver of the raw rounds, wrk in `bench_pipeline.py`;
 - `other`: the rest of the machine's busy time (other jobs on a shared machine: a large figure here says the
-  round was disturbed), and processes that ended during the round.
+  round was disturbed), and descendants other than those that ended during the round.
 
 Each side's rounds are pooled: µs of CPU per request = the group's CPU seconds over those rounds ÷ their
 requests. Resolution: a clock tick (10 ms) per process per round, a fraction of a per cent of a round's
@@ -22,6 +23,7 @@ figures are absent, not guessed.
 from __future__ import annotations
 
 import os
+import resource
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +47,18 @@ class Measured(Protocol):
 
 
 @dataclass(frozen=True)
+class MeasuredRound:
+    """A round of a run that is not an alternating query-suite run (bench_pipeline.py's wrk rounds)."""
+
+    side: str
+    requests: int
+    cpu_s: Mapping[str, float] | None
+
+
+@dataclass(frozen=True)
 class CpuSnapshot:
     processes: dict[int, tuple[str, float]]  # pid -> (group, CPU seconds so far)
+    reaped_children_s: float  # this process's children that ended and were waited for
     machine_busy_s: float
 
 
@@ -65,8 +77,11 @@ def _stat(pid: str) -> tuple[str, int, float] | None:
     return name, int(fields[1]), float(int(fields[11]) + int(fields[12]))
 
 
+_LOAD_GENERATORS: Final = frozenset({"wrk"})
+
+
 def _group_of(pid: int, name: str, own: int) -> str:
-    if pid == own:
+    if pid == own or name in _LOAD_GENERATORS:
         return "harness"
     if name.startswith("postgres"):
         return "PostgreSQL"
@@ -104,7 +119,8 @@ def snapshot() -> CpuSnapshot | None:
             name, _, ticks = found[pid]
             processes[pid] = (_group_of(pid, name, own), ticks / tick)
             frontier.extend(children.get(pid, ()))
-    return CpuSnapshot(processes, _machine_busy_ticks() / tick)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return CpuSnapshot(processes, reaped.ru_utime + reaped.ru_stime, _machine_busy_ticks() / tick)
 
 
 def spent(before: CpuSnapshot | None, after: CpuSnapshot | None) -> dict[str, float] | None:
@@ -115,6 +131,7 @@ def spent(before: CpuSnapshot | None, after: CpuSnapshot | None) -> dict[str, fl
     for pid, (group, seconds) in after.processes.items():
         earlier = before.processes.get(pid)
         groups[group] += seconds - (earlier[1] if earlier is not None else 0.0)
+    groups["harness"] += after.reaped_children_s - before.reaped_children_s
     tracked = sum(groups.values())
     groups["other"] = max(0.0, after.machine_busy_s - before.machine_busy_s - tracked)
     return groups

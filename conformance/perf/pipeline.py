@@ -1,6 +1,9 @@
 """Request-pipeline tax: the service's authenticated `GET /api/v1/events/{id}` against a bare Quart route doing
 the same primary-key read with raw asyncpg, served the same way and loaded by wrk in alternating rounds.
 
+Around each wrk round it reads every process's CPU from /proc (conformance/perf/cpu_accounting.py) and prints
+the µs of CPU a request cost in the app's workers, PostgreSQL, Redis and wrk, per app.
+
 The figures (JSON with --json) carry the machine description and the build's provenance (commit, dirty, version),
 and each run appends a record to the perf results history (conformance/perf/history.py), printed beside the
 previous one; with 3 rounds or more the ratio also gets the paired bootstrap interval of paired_stats (each
@@ -17,7 +20,7 @@ from typing import Any
 
 from chaos.stack.service import ServiceProcess
 from conformance import provenance
-from conformance.perf import history
+from conformance.perf import cpu_accounting, history
 from conformance.perf.console import stderr
 from conformance.perf.embedded import start_embedded_stack
 from conformance.perf.machine import machine_description
@@ -60,6 +63,7 @@ def run_pipeline_benchmark(
     stderr(f"machine: {machine_description()}")
     started_at = provenance.now_iso()
     results: dict[str, list[WrkResult]] = {"bare": [], "service": []}
+    accounted: list[cpu_accounting.MeasuredRound] = []
     with tempfile.TemporaryDirectory(prefix="rb-bench-pipeline-") as work:
         stack = start_embedded_stack(workers=workers)
         try:
@@ -84,6 +88,7 @@ def run_pipeline_benchmark(
                     )
                 for round_number in range(rounds):
                     for name, (url, paths, key) in targets.items():
+                        before = cpu_accounting.snapshot()
                         result = run_wrk(
                             url,
                             paths=paths,
@@ -94,6 +99,8 @@ def run_pipeline_benchmark(
                             api_key=key,
                         )
                         results[name].append(result)
+                        cpu = cpu_accounting.spent(before, cpu_accounting.snapshot())
+                        accounted.append(cpu_accounting.MeasuredRound(name, result.requests, cpu))
                         stderr(
                             f"round {round_number + 1} {name:8} {result.per_second:8,.0f} req/s  "
                             f"p50 {result.latency_p50_ms:6.2f} ms  p99 {result.latency_p99_ms:6.2f} ms  "
@@ -128,6 +135,7 @@ def run_pipeline_benchmark(
         "results": summary,
         "ratio_service_to_bare": round(ratio, 3),
         "ratio_interval": None if interval is None else [round(interval[1], 3), round(interval[2], 3)],
+        "cpu_per_request_us": cpu_accounting.by_side(accounted),
     }
     if json_output:
         print(json.dumps(report, indent=2))
@@ -145,6 +153,9 @@ def run_pipeline_benchmark(
             else f" (paired bootstrap 95 % interval of the mean ratio {interval[1]:.1%} .. {interval[2]:.1%})"
         )
         print(f"\nservice / bare throughput: {ratio:.1%}{shown}")
+        if cpu_lines := cpu_accounting.render_cpu(report["cpu_per_request_us"]):
+            print("")
+            print("\n".join(cpu_lines))
     if history_file is not None:
         record = _record(report, command, workers, connections)
         previous = history.previous_record(history_file, "pipeline", record["profile"])

@@ -43,6 +43,14 @@ def test_a_child_process_and_this_one_are_charged_to_their_groups() -> None:
     assert set(found) == set(cpu_accounting.GROUPS)  # servers a session fixture runs may tick: not asserted
 
 
+def test_a_child_that_ends_within_the_round_counts_for_the_harness() -> None:
+    before = cpu_accounting.snapshot()
+    subprocess.run([sys.executable, "-c", _BUSY_CHILD], check=True, timeout=30)  # wrk runs like this
+    found = cpu_accounting.spent(before, cpu_accounting.snapshot())
+    assert found is not None
+    assert found["harness"] >= _BURN_S * 0.8, found
+
+
 def _round(index: int, side: str, requests: int, cpu_s: dict[str, float] | None) -> Round:
     stats = {"q": QueryStats(latencies_ms=[1.0] * requests)}
     return Round(index, index // 2, side, float(index), 1.0, stats, cpu_s)  # type: ignore[arg-type]
@@ -71,3 +79,12 @@ def test_per_request_figures_pool_each_sides_rounds() -> None:
 def test_nothing_accounted_renders_nothing() -> None:
     assert cpu_accounting.by_side([_round(0, "service", 10, None)]) == {}
     assert cpu_accounting.render_cpu({}) == []
+
+
+def test_the_load_generator_counts_as_the_harness_and_the_servers_as_themselves() -> None:
+    own = 1000
+    assert cpu_accounting._group_of(own, "python3", own) == "harness"
+    assert cpu_accounting._group_of(2000, "wrk", own) == "harness"  # bench_pipeline.py's load generator
+    assert cpu_accounting._group_of(2001, "postgres", own) == "PostgreSQL"
+    assert cpu_accounting._group_of(2002, "redis-server", own) == "Redis"
+    assert cpu_accounting._group_of(2003, "python", own) == "service"
