@@ -29,7 +29,6 @@ from quart import Quart, Response, request
 
 from conformance.perf.ceiling import RawCalls
 from service.db import create_pool
-from service.events.cursor import CursorCodec
 from service.http_json import json_response, json_response_with_raw
 from service.logs import configure_logging
 
@@ -39,7 +38,6 @@ configure_logging("INFO")
 
 app = Quart("bench_bare_suite_app")
 _calls = RawCalls(os.environ)
-_cursors = CursorCodec(_calls.settings.jwt_secret.get_secret_value())
 
 
 @app.before_serving
@@ -73,7 +71,7 @@ async def ready() -> Response:
 @app.get("/api/v1/events")
 async def list_events() -> Response:
     (page, next_position), _ = await _answer_of(request.path)
-    next_cursor = _cursors.encode(next_position) if next_position is not None else None
+    next_cursor = _calls.cursors.encode(next_position) if next_position is not None else None
     return json_response({"items": page, "next_cursor": next_cursor})
 
 

@@ -112,7 +112,7 @@ class RawCalls:
         from service.events.cursor import CursorCodec
 
         self.settings = service_settings(service_env)
-        self._cursors = CursorCodec(self.settings.jwt_secret.get_secret_value())
+        self.cursors = CursorCodec(self.settings.jwt_secret.get_secret_value())
         self._rows_budget = page_rows_budget(
             self.settings.list_page_max_bytes, self.settings.event_attributes_max_bytes
         )
@@ -125,7 +125,7 @@ class RawCalls:
 
         if path == "/api/v1/events":
             listing = ListQuery.model_validate(dict(params))
-            after = self._cursors.decode(listing.cursor) if listing.cursor is not None else None
+            after = self.cursors.decode(listing.cursor) if listing.cursor is not None else None
             return partial(repository.list_events, query=listing, after=after, rows_budget=self._rows_budget)
         if path == "/api/v1/events/stats":
             stats = StatsQuery.model_validate(dict(params))

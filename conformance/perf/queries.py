@@ -89,7 +89,6 @@ from conformance.junit import FIGURE_PREFIX, Case, CaseOutcome, Suite, write
 from conformance.perf import cpu_accounting, history
 from conformance.perf.ceiling import CeilingSource, Share, alternate, render_shares, shares
 from conformance.perf.console import stderr
-from conformance.perf.cpu_accounting import render_cpu
 from conformance.perf.discovery import discover, skipped_queries
 from conformance.perf.embedded import start_embedded_stack
 from conformance.perf.errors import TargetError, UsageError
@@ -328,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         say("")
         for line in render_shares(_shares_from_dicts(result["ceiling"]), "the service"):
             say(line)
-    if cpu_lines := render_cpu(result.get("cpu_per_request_us", {})):
+    if cpu_lines := cpu_accounting.render_cpu(result.get("cpu_per_request_us", {})):
         say("")
         for line in cpu_lines:
             say(line)
